@@ -1,0 +1,72 @@
+"""Shared parameter grid and setup for the PCA benchmarks (no benchmarks here)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from threadpoolctl import threadpool_limits
+
+from harness import datasets, fingerprint, store, support
+from harness.pca import DTYPES, LAYOUTS, N_COMPS, SOLVERS, make_anndata
+
+ALL_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+THREADS = sorted({1, ALL_CORES})
+DATASETS = datasets.names()
+QUICK = datasets.profile() == "quick"
+
+
+def skip(reason: str) -> None:
+    """Skip this parameter combination: one line on stderr, and asv's NotImplementedError."""
+    print(f"skipped: {reason}", file=sys.stderr)
+    raise NotImplementedError(reason)
+
+
+def input_matrix(dataset: str, layout: str, dtype: str, solver: str | None = None):
+    """The matrix to run PCA on, or a skip naming the dataset (or solver rule) and the reason."""
+    if solver is not None and (reason := support.unsupported_reason(solver, layout)):
+        skip(reason)
+    try:
+        x = datasets.matrix(dataset, layout, dtype)
+        datasets.check_matrix(x, dataset, N_COMPS)
+    except datasets.DatasetUnavailable as err:
+        skip(str(err))
+    return x
+
+
+def record_environment() -> None:
+    """Write the fingerprint and input hashes of this (machine, commit, environment) once."""
+    folder = store.current_folder()
+    store.write_once(folder / "fingerprint.jsonl", [{**store.current().to_dict(), **fingerprint.collect()}])
+    if (folder / "inputs.jsonl").exists():
+        return
+    rows = []
+    for name in DATASETS:
+        for layout in LAYOUTS:
+            for dtype in DTYPES:
+                try:
+                    rows.append(datasets.describe(name, layout, dtype))
+                except datasets.DatasetUnavailable as err:
+                    rows.append({"dataset": name, "layout": layout, "dtype": dtype, "unavailable": str(err)})
+    store.write_once(folder / "inputs.jsonl", rows)
+
+
+class PCAParams:
+    """dataset x layout x dtype x svd_solver x threads, with the PCA input prepared in setup."""
+
+    param_names = ["dataset", "layout", "dtype", "svd_solver", "threads"]
+    params = [DATASETS, list(LAYOUTS), list(DTYPES), list(SOLVERS), THREADS]
+    timeout = 600
+
+    def setup_cache(self):
+        record_environment()
+
+    setup_cache.timeout = 1800  # first use builds the dataset cache (the 10x download)
+
+    def setup(self, dataset, layout, dtype, svd_solver, threads):
+        self.x = input_matrix(dataset, layout, dtype, svd_solver)
+        self.adata = make_anndata(self.x)
+        self.limits = threadpool_limits(limits=threads)
+
+    def teardown(self, *params):
+        self.limits.restore_original_limits()

@@ -1,0 +1,83 @@
+"""The environment fingerprint: what was installed and which BLAS kernel ran, beside the results.
+
+asv records only the requirements it was asked for (asv#931 was declined), so each benchmark run
+writes this once per (machine, commit, environment); the harness labels environments from it.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from harness import blas
+from harness.support import installed_version
+
+SCHEMA = 1
+PACKAGES = ("scanpy", "anndata", "scikit-learn", "numpy", "scipy", "threadpoolctl", "numba", "pandas", "scikit-learn-intelex")
+ENV_PREFIXES = ("OMP_", "OPENBLAS_", "MKL_", "BLIS_", "GOTO_", "KMP_", "HARNESS_BLAS", "LD_LIBRARY_PATH", "LD_PRELOAD")
+
+
+def cpu_info() -> dict[str, Any]:
+    """CPU model and flags from /proc/cpuinfo, and the cores this process may use."""
+    model, flags = platform.processor(), []
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value:
+                model = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = value.split()
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"model": model, "flags": flags, "count": os.cpu_count(), "usable": usable}
+
+
+def steering_env() -> dict[str, str]:
+    """Environment variables that steer threads and BLAS selection."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)}
+
+
+def collect() -> dict[str, Any]:
+    """The fingerprint of the running process (imports numpy/scipy/sklearn to see their BLAS)."""
+    pools = blas.threadpools()
+    mapped = blas.mapped_libraries()
+    return {
+        "schema": SCHEMA,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "packages": {p: installed_version(p) for p in PACKAGES if installed_version(p)},
+        "threadpools": pools,
+        "mapped_libraries": mapped,
+        "blas": blas.vendor(pools, mapped),
+        "cpu": cpu_info(),
+        "env_vars": steering_env(),
+    }
+
+
+def threads(fp: dict[str, Any]) -> int | None:
+    """The BLAS thread count the environment ran with (env var if set, else threadpoolctl's)."""
+    env = fp.get("env_vars") or {}
+    for key in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+        if env.get(key, "").isdigit():
+            return int(env[key])
+    pools = [p for p in fp.get("threadpools") or [] if p.get("user_api") == "blas"]
+    return int(pools[0]["num_threads"]) if pools else None
+
+
+def label(fp: dict[str, Any]) -> str:
+    """A person's name for an environment: 'scanpy 1.11.5 · sklearn 1.9.1 · numpy 2.4.6 · OpenBLAS 0.3.31 SkylakeX · 2 threads'."""
+    pk = fp.get("packages") or {}
+    parts = [f"{short} {pk[dist]}" for dist, short in (("scanpy", "scanpy"), ("scikit-learn", "sklearn"), ("numpy", "numpy"), ("scipy", "scipy")) if pk.get(dist)]
+    if fp.get("blas"):
+        parts.append(fp["blas"])
+    cbwr = (fp.get("env_vars") or {}).get("MKL_CBWR")
+    if cbwr:
+        parts.append(f"MKL_CBWR={cbwr}")
+    n = threads(fp)
+    if n is not None:
+        parts.append(f"{n} thread" + ("s" if n != 1 else ""))
+    return " · ".join(parts) if parts else "unknown environment"

@@ -1,0 +1,417 @@
+"""How far apart two PCA results are, and whether rounding explains the difference.
+
+Every stability check reduces a pair (or a set) of :class:`~harness.pca.PCAResult` to a
+:class:`Comparison`: raw and sign-aligned differences, subspace angles, and a per-component verdict
+from the Davis-Kahan sin-theta bound (:func:`classify_components`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from scipy import sparse
+from scipy.linalg import subspace_angles
+
+from harness.pca import PCAResult
+
+Label = Literal["identical", "explained", "unexplained"]
+
+#: Slack on the Davis-Kahan bound, see :func:`classify_components`.
+SAFETY = 10.0
+#: Leading components whose subspace angle is reported as ``angle_k10_deg``.
+K_LEADING = 10
+
+
+def _json_value(x: Any) -> Any:
+    """Plain JSON value: numpy scalars to Python, NaN/inf to None, sequences to lists."""
+    if isinstance(x, dict):
+        return {k: _json_value(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [_json_value(v) for v in x]
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x
+
+
+def sha256_array(a: np.ndarray) -> str:
+    """Hex sha256 of an array's C-order bytes, dtype and shape (so float32 and float64 zeros differ)."""
+    a = np.asarray(a)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _check_shapes(a: PCAResult, b: PCAResult) -> None:
+    if a.embedding.shape != b.embedding.shape or a.loadings.shape != b.loadings.shape:
+        msg = (
+            f"shapes differ: embedding {a.embedding.shape} vs {b.embedding.shape}, "
+            f"loadings {a.loadings.shape} vs {b.loadings.shape}"
+        )
+        raise ValueError(msg)
+
+
+def align_signs(ref: PCAResult, other: PCAResult) -> tuple[PCAResult, np.ndarray]:
+    """Flip components of ``other`` whose loadings point away from ``ref``'s (negative dot product).
+
+    Returns the aligned result and the boolean flip mask; an eigenvector's sign is arbitrary.
+    """
+    _check_shapes(ref, other)
+    dots = np.einsum(
+        "ij,ij->j", ref.loadings.astype(np.float64), other.loadings.astype(np.float64)
+    )
+    flips = dots < 0
+    if not flips.any():
+        return other, flips
+    sign = np.where(flips, -1, 1).astype(other.embedding.dtype)
+    aligned = dataclasses.replace(
+        other,
+        embedding=other.embedding * sign,
+        loadings=other.loadings * sign.astype(other.loadings.dtype),
+    )
+    return aligned, flips
+
+
+def unit_roundoff_of(*arrays: np.ndarray) -> float:
+    """Unit roundoff u = eps/2 of the least precise floating dtype among ``arrays``."""
+    return max(float(np.finfo(np.asarray(x).dtype).eps) / 2 for x in arrays)
+
+
+def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest element-wise |a - b|, computed in float64 (0.0 for empty arrays)."""
+    d = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))
+    return float(d.max()) if d.size else 0.0
+
+
+def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    # 0/0 -> 0 (nothing moved, nothing to scale); x/0 -> inf.
+    num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
+    out = np.where(num == 0, 0.0, np.inf)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def component_rel_diff(ref: PCAResult, aligned: PCAResult) -> np.ndarray:
+    """Per component: max |embedding difference| over the reference component's max |value|."""
+    ea, eb = ref.embedding.astype(np.float64), aligned.embedding.astype(np.float64)
+    if ea.shape[0] == 0:
+        return np.zeros(ea.shape[1])
+    return _safe_ratio(np.abs(ea - eb).max(axis=0), np.abs(ea).max(axis=0))
+
+
+def component_sin_theta(loadings_a: np.ndarray, loadings_b: np.ndarray) -> np.ndarray:
+    """Sine of the angle between the two loading vectors of each component (sign-blind)."""
+    # sqrt(1 - cos^2) loses everything below sqrt(eps); scipy's principal angles do not.
+    la, lb = np.asarray(loadings_a, np.float64), np.asarray(loadings_b, np.float64)
+    return np.array(
+        [np.sin(subspace_angles(la[:, [i]], lb[:, [i]])[0]) for i in range(la.shape[1])]
+    )
+
+
+def largest_angle_deg(loadings_a: np.ndarray, loadings_b: np.ndarray) -> float:
+    """Largest principal angle, in degrees, between the column spans of two loading matrices."""
+    la, lb = np.asarray(loadings_a, np.float64), np.asarray(loadings_b, np.float64)
+    if la.shape[1] == 0:
+        return 0.0
+    return float(np.degrees(subspace_angles(la, lb).max()))
+
+
+def absolute_eigengaps(variance: np.ndarray) -> np.ndarray:
+    """Per component i: min over j != i of |lambda_i - lambda_j| among the computed eigenvalues.
+
+    The gap to the uncomputed lambda_{k+1} is unknown, so the last component's value is an upper
+    bound on its true gap (and inf when k == 1).
+    """
+    lam = np.asarray(variance, np.float64)
+    diff = np.abs(lam[:, None] - lam[None, :])
+    np.fill_diagonal(diff, np.inf)
+    return diff.min(axis=1) if lam.size else diff.sum(axis=1)
+
+
+def relative_eigengaps(variance: np.ndarray) -> np.ndarray:
+    """Per component i: min over j != i of |lambda_i - lambda_j|, divided by the largest lambda_1.
+
+    Only computed neighbours are known: the gap to the uncomputed lambda_{k+1} is unknown, so the
+    last component's value is an upper bound on its true relative gap (inf when k == 1).
+    """
+    lam = np.asarray(variance, np.float64)
+    return _safe_ratio(absolute_eigengaps(lam), np.full(lam.shape, np.abs(lam).max(initial=0.0)))
+
+
+def perturbation_norm(
+    variance_a: np.ndarray, variance_b: np.ndarray, n_vars: int, unit_roundoff: float
+) -> float:
+    """Estimate of ||E||_2: max(max_i |lambda^a_i - lambda^b_i|, sqrt(n_vars) * u * lambda_1).
+
+    See :func:`classify_components` for why both terms and the constant.
+    """
+    va, vb = np.asarray(variance_a, np.float64), np.asarray(variance_b, np.float64)
+    weyl = float(np.abs(va - vb).max(initial=0.0))
+    lam1 = float(np.abs(np.concatenate([va, vb])).max(initial=0.0))
+    return max(weyl, math.sqrt(n_vars) * unit_roundoff * lam1)
+
+
+def _component_identical(ref: PCAResult, aligned: PCAResult) -> np.ndarray:
+    return np.array(
+        [
+            _same_bits(ref.loadings[:, i], aligned.loadings[:, i])
+            and _same_bits(ref.embedding[:, i], aligned.embedding[:, i])
+            for i in range(ref.n_comps)
+        ],
+        dtype=bool,
+    )
+
+
+def _labels(
+    identical: np.ndarray, sin_theta: np.ndarray, gaps: np.ndarray, norm_e: float, safety: float
+) -> list[Label]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bound = np.where(gaps == 0, np.inf, safety * norm_e / gaps)
+    out: list[Label] = []
+    for same, s, b in zip(identical, sin_theta, bound, strict=True):
+        out.append("identical" if same else "explained" if s <= b else "unexplained")
+    return out
+
+
+def classify_components(
+    ref: PCAResult,
+    other: PCAResult,
+    *,
+    unit_roundoff: float | None = None,
+    safety: float = SAFETY,
+) -> list[Label]:
+    r"""Label each component "identical", "explained" (by rounding) or "unexplained".
+
+    Davis-Kahan sin-theta: if the eigenpairs of both results are exact for covariances C and
+    C + E, the angle theta_i between their i-th eigenvectors obeys
+    sin(theta_i) <= ||E||_2 / gap_i (Yu, Wang & Samworth 2015 need a factor 2 with this gap), where
+    gap_i = min_{j != i} |lambda_i - lambda_j| is the absolute eigengap of the mean spectrum
+    (lambda^a + lambda^b) / 2 (:func:`absolute_eigengaps`; the last component's gap is only an
+    upper bound since lambda_{k+1} was not computed).
+
+    ||E||_2 is estimated by :func:`perturbation_norm` as the larger of
+
+    - max_i |lambda^a_i - lambda^b_i|: a lower bound on ||E||_2 by Weyl's inequality, and what
+      catches solvers that stop short of full accuracy;
+    - c * u * lambda_1 with c = sqrt(n_vars), u the unit roundoff (default: eps/2 of the least
+      precise loadings dtype): eigh and SVD are backward stable, ||E|| <= p(n) u ||C|| with
+      ||C|| = lambda_1; p(n) ~ n in the worst case, ~ sqrt(n) under the probabilistic rounding
+      model (Higham & Mary 2019) that fits the accumulated rounding of the covariance/Gram and
+      Householder products over the n_vars-dimensional eigenproblem.
+
+    A component is "identical" when its aligned loadings and embedding are bitwise equal,
+    "explained" when gap_i == 0 or sin(theta_i) <= safety * ||E|| / gap_i, else "unexplained".
+    safety = 10 covers the factor 2 of the unperturbed-gap form of Davis-Kahan, another 2 from
+    squaring (an SVD's backward error F on X gives E = X^T F + F^T X on the covariance), and the
+    O(1) constant hidden in p(n). "Unexplained" means: more than the rounding of a backward-stable
+    solver explains (truncated iterations, different input, a bug).
+    """
+    aligned, _ = align_signs(ref, other)
+    u = unit_roundoff if unit_roundoff is not None else unit_roundoff_of(ref.loadings, other.loadings)
+    mean_var = (np.asarray(ref.variance, np.float64) + np.asarray(other.variance, np.float64)) / 2
+    norm_e = perturbation_norm(ref.variance, other.variance, ref.loadings.shape[0], u)
+    return _labels(
+        _component_identical(ref, aligned),
+        component_sin_theta(ref.loadings, aligned.loadings),
+        absolute_eigengaps(mean_var),
+        norm_e,
+        safety,
+    )
+
+
+def _knn_indices(emb: np.ndarray, n_neighbors: int) -> np.ndarray:
+    from sklearn.neighbors import NearestNeighbors
+
+    nn = NearestNeighbors(n_neighbors=n_neighbors, algorithm="brute", metric="euclidean")
+    # kneighbors() without X leaves each cell out of its own neighbour list.
+    return nn.fit(np.asarray(emb, np.float64)).kneighbors(return_distance=False)
+
+
+def _indicator(idx: np.ndarray) -> sparse.csr_matrix:
+    n, k = idx.shape
+    rows = np.repeat(np.arange(n), k)
+    return sparse.csr_matrix((np.ones(n * k), (rows, idx.ravel())), shape=(n, n))
+
+
+def knn_jaccard(emb_a: np.ndarray, emb_b: np.ndarray, n_neighbors: int = 15) -> float:
+    """Mean over cells of the Jaccard index of their exact euclidean kNN sets (self excluded)."""
+    ia, ib = _knn_indices(emb_a, n_neighbors), _knn_indices(emb_b, n_neighbors)
+    inter = np.asarray(_indicator(ia).multiply(_indicator(ib)).sum(axis=1)).ravel()
+    return float(np.mean(inter / (2 * n_neighbors - inter)))
+
+
+def _leiden_labels(emb: np.ndarray, n_neighbors: int, seed: int, resolution: float) -> np.ndarray:
+    import igraph
+
+    adj = _indicator(_knn_indices(emb, n_neighbors))
+    upper = sparse.triu(adj + adj.T, k=1).tocoo()
+    graph = igraph.Graph(n=adj.shape[0], edges=list(zip(upper.row, upper.col, strict=True)))
+    igraph.set_random_number_generator(random.Random(seed))
+    try:
+        clusters = graph.community_leiden(
+            objective_function="modularity", resolution=resolution, n_iterations=-1
+        )
+    finally:
+        igraph.set_random_number_generator(random)  # python-igraph's default generator
+    return np.asarray(clusters.membership)
+
+
+def leiden_ari(
+    emb_a: np.ndarray,
+    emb_b: np.ndarray,
+    n_neighbors: int = 15,
+    seed: int = 0,
+    resolution: float = 1.0,
+) -> float:
+    """Adjusted Rand index between seeded Leiden (modularity) clusterings of each embedding's kNN graph."""
+    from sklearn.metrics import adjusted_rand_score
+
+    la = _leiden_labels(emb_a, n_neighbors, seed, resolution)
+    lb = _leiden_labels(emb_b, n_neighbors, seed, resolution)
+    return float(adjusted_rand_score(la, lb))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Differences between two PCA results, raw, sign-aligned and per component."""
+
+    bitwise: bool
+    max_abs_diff: float
+    sign_flips: int
+    aligned_max_abs_diff: float
+    aligned_max_rel_diff: float
+    loadings_aligned_max_abs_diff: float
+    angle_k10_deg: float
+    angle_all_deg: float
+    variance_max_rel_diff: float
+    component_rel_diff: list[float]
+    component_sin_theta: list[float]
+    rel_gap: list[float]
+    classification: list[Label]
+    n_explained: int
+    n_unexplained: int
+    knn_jaccard: float | None = None
+    leiden_ari: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (NaN and inf become None)."""
+        return _json_value(dataclasses.asdict(self))
+
+
+def compare(
+    a: PCAResult,
+    b: PCAResult,
+    *,
+    downstream: bool = False,
+    n_neighbors: int = 15,
+    unit_roundoff: float | None = None,
+) -> Comparison:
+    """Compare ``b`` against the reference ``a``; kNN/Leiden agreement only when ``downstream``."""
+    aligned, flips = align_signs(a, b)
+    k = a.n_comps
+    rel = component_rel_diff(a, aligned)
+    mean_var = (np.asarray(a.variance, np.float64) + np.asarray(b.variance, np.float64)) / 2
+    labels = classify_components(a, b, unit_roundoff=unit_roundoff)
+    var_rel = _safe_ratio(
+        np.abs(np.asarray(a.variance, np.float64) - np.asarray(b.variance, np.float64)),
+        np.abs(np.asarray(a.variance, np.float64)),
+    )
+    m = min(K_LEADING, k)
+    return Comparison(
+        bitwise=all(_same_bits(x, y) for x, y in _fields(a, b)),
+        max_abs_diff=max_abs_diff(a.embedding, b.embedding),
+        sign_flips=int(flips.sum()),
+        aligned_max_abs_diff=max_abs_diff(a.embedding, aligned.embedding),
+        aligned_max_rel_diff=float(rel.max(initial=0.0)),
+        loadings_aligned_max_abs_diff=max_abs_diff(a.loadings, aligned.loadings),
+        angle_k10_deg=largest_angle_deg(a.loadings[:, :m], b.loadings[:, :m]),
+        angle_all_deg=largest_angle_deg(a.loadings, b.loadings),
+        variance_max_rel_diff=float(var_rel.max(initial=0.0)),
+        component_rel_diff=rel.tolist(),
+        component_sin_theta=component_sin_theta(a.loadings, b.loadings).tolist(),
+        rel_gap=relative_eigengaps(mean_var).tolist(),
+        classification=labels,
+        n_explained=labels.count("explained"),
+        n_unexplained=labels.count("unexplained"),
+        knn_jaccard=knn_jaccard(a.embedding, b.embedding, n_neighbors) if downstream else None,
+        leiden_ari=leiden_ari(a.embedding, b.embedding, n_neighbors) if downstream else None,
+    )
+
+
+def _fields(a: PCAResult, b: PCAResult) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(a.embedding, b.embedding), (a.loadings, b.loadings), (a.variance, b.variance)]
+
+
+def _severity(c: Comparison) -> tuple[float, float, bool]:
+    # NaN compares False with everything: rank it as the worst.
+    def worst(x: float) -> float:
+        return math.inf if math.isnan(x) else x
+
+    return (worst(c.aligned_max_rel_diff), worst(c.max_abs_diff), not c.bitwise)
+
+
+def compare_many(samples: Sequence[PCAResult], **kw: Any) -> Comparison:
+    """Worst comparison of each sample against the first; bitwise only if every pair is."""
+    if len(samples) < 2:
+        raise ValueError(f"need at least 2 samples, got {len(samples)}")
+    comps = [compare(samples[0], s, **kw) for s in samples[1:]]
+    worst = max(comps, key=_severity)
+    return dataclasses.replace(worst, bitwise=all(c.bitwise for c in comps))
+
+
+@dataclass(frozen=True)
+class SigDigits:
+    """Significant decimal digits of the embedding across repeated runs, per component."""
+
+    per_component: list[float]
+    minimum: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict (NaN and inf become None)."""
+        return _json_value(dataclasses.asdict(self))
+
+
+def decimal_precision(dtype: np.dtype | type) -> float:
+    """Decimal digits a dtype can carry: -log10(eps/2) (float32 ~7.22, float64 ~15.95)."""
+    return -math.log10(float(np.finfo(dtype).eps) / 2)
+
+
+def significant_digits(samples: Sequence[PCAResult]) -> SigDigits:
+    """Median over cells of the CNH significant decimal digits of each embedding component.
+
+    Samples are sign-aligned to the first and compared with their mean (relative error,
+    ``significantdigits`` package); capped at the dtype's decimal precision.
+    """
+    import warnings
+
+    import significantdigits as sd
+
+    if len(samples) < 2:
+        raise ValueError(f"need at least 2 samples, got {len(samples)}")
+    embs = np.stack([align_signs(samples[0], s)[0].embedding for s in samples])
+    cap = decimal_precision(embs.dtype)
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        # A zero mean makes the relative error NaN; the library warns, nanmedian skips it.
+        warnings.simplefilter("ignore")
+        digits = sd.significant_digits(
+            embs, reference=embs.mean(axis=0), basis=10, error="relative", method="CNH"
+        )
+    # With zero spread the library returns its own mantissa-based value, not the cap.
+    digits = np.where(np.all(embs == embs[0], axis=0), cap, np.minimum(digits, cap))
+    per = np.nanmedian(digits, axis=0) if digits.shape[0] else np.full(digits.shape[1], cap)
+    return SigDigits(per_component=per.tolist(), minimum=float(np.min(per, initial=cap)))
