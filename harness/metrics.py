@@ -72,9 +72,7 @@ def align_signs(ref: PCAResult, other: PCAResult) -> tuple[PCAResult, np.ndarray
     Returns the aligned result and the boolean flip mask; an eigenvector's sign is arbitrary.
     """
     _check_shapes(ref, other)
-    dots = np.einsum(
-        "ij,ij->j", ref.loadings.astype(np.float64), other.loadings.astype(np.float64)
-    )
+    dots = np.einsum("ij,ij->j", ref.loadings.astype(np.float64), other.loadings.astype(np.float64))
     flips = dots < 0
     if not flips.any():
         return other, flips
@@ -118,15 +116,19 @@ def component_sin_theta(loadings_a: np.ndarray, loadings_b: np.ndarray) -> np.nd
     """Sine of the angle between the two loading vectors of each component (sign-blind)."""
     # sqrt(1 - cos^2) loses everything below sqrt(eps); scipy's principal angles do not.
     la, lb = np.asarray(loadings_a, np.float64), np.asarray(loadings_b, np.float64)
-    return np.array(
-        [np.sin(subspace_angles(la[:, [i]], lb[:, [i]])[0]) for i in range(la.shape[1])]
-    )
+    return np.array([_sin_angle(la[:, i], lb[:, i]) for i in range(la.shape[1])])
+
+
+def _sin_angle(x: np.ndarray, y: np.ndarray) -> float:
+    if np.array_equal(x, y):
+        return 0.0
+    return float(np.sin(subspace_angles(x[:, None], y[:, None])[0]))
 
 
 def largest_angle_deg(loadings_a: np.ndarray, loadings_b: np.ndarray) -> float:
     """Largest principal angle, in degrees, between the column spans of two loading matrices."""
     la, lb = np.asarray(loadings_a, np.float64), np.asarray(loadings_b, np.float64)
-    if la.shape[1] == 0:
+    if la.shape[1] == 0 or np.array_equal(la, lb):
         return 0.0
     return float(np.degrees(subspace_angles(la, lb).max()))
 
@@ -140,7 +142,7 @@ def absolute_eigengaps(variance: np.ndarray) -> np.ndarray:
     lam = np.asarray(variance, np.float64)
     diff = np.abs(lam[:, None] - lam[None, :])
     np.fill_diagonal(diff, np.inf)
-    return diff.min(axis=1) if lam.size else diff.sum(axis=1)
+    return diff.min(axis=1, initial=np.inf)
 
 
 def relative_eigengaps(variance: np.ndarray) -> np.ndarray:
@@ -164,6 +166,15 @@ def perturbation_norm(
     weyl = float(np.abs(va - vb).max(initial=0.0))
     lam1 = float(np.abs(np.concatenate([va, vb])).max(initial=0.0))
     return max(weyl, math.sqrt(n_vars) * unit_roundoff * lam1)
+
+
+def _mean_spectrum(a: PCAResult, b: PCAResult) -> np.ndarray:
+    return (np.asarray(a.variance, np.float64) + np.asarray(b.variance, np.float64)) / 2
+
+
+def _norm_e(a: PCAResult, b: PCAResult, unit_roundoff: float | None) -> float:
+    u = unit_roundoff if unit_roundoff is not None else unit_roundoff_of(a.loadings, b.loadings)
+    return perturbation_norm(a.variance, b.variance, a.loadings.shape[0], u)
 
 
 def _component_identical(ref: PCAResult, aligned: PCAResult) -> np.ndarray:
@@ -195,7 +206,7 @@ def classify_components(
     unit_roundoff: float | None = None,
     safety: float = SAFETY,
 ) -> list[Label]:
-    r"""Label each component "identical", "explained" (by rounding) or "unexplained".
+    r"""Label each component "identical", "explained" (by the estimated ||E||) or "unexplained".
 
     Davis-Kahan sin-theta: if the eigenpairs of both results are exact for covariances C and
     C + E, the angle theta_i between their i-th eigenvectors obeys
@@ -219,17 +230,16 @@ def classify_components(
     safety = 10 covers the factor 2 of the unperturbed-gap form of Davis-Kahan, another 2 from
     squaring (an SVD's backward error F on X gives E = X^T F + F^T X on the covariance), and the
     O(1) constant hidden in p(n). "Unexplained" means: more than the rounding of a backward-stable
-    solver explains (truncated iterations, different input, a bug).
+    solver explains (truncated iterations, different input, a bug). ||E|| is one number for all
+    components, so one eigenvalue that moved (the last of an unconverged randomized solve) widens
+    every bound; :attr:`Comparison.norm_e_rel` tells rounding-sized ||E|| from that.
     """
     aligned, _ = align_signs(ref, other)
-    u = unit_roundoff if unit_roundoff is not None else unit_roundoff_of(ref.loadings, other.loadings)
-    mean_var = (np.asarray(ref.variance, np.float64) + np.asarray(other.variance, np.float64)) / 2
-    norm_e = perturbation_norm(ref.variance, other.variance, ref.loadings.shape[0], u)
     return _labels(
         _component_identical(ref, aligned),
         component_sin_theta(ref.loadings, aligned.loadings),
-        absolute_eigengaps(mean_var),
-        norm_e,
+        absolute_eigengaps(_mean_spectrum(ref, other)),
+        _norm_e(ref, other, unit_roundoff),
         safety,
     )
 
@@ -260,7 +270,7 @@ def _leiden_labels(emb: np.ndarray, n_neighbors: int, seed: int, resolution: flo
 
     adj = _indicator(_knn_indices(emb, n_neighbors))
     upper = sparse.triu(adj + adj.T, k=1).tocoo()
-    graph = igraph.Graph(n=adj.shape[0], edges=list(zip(upper.row, upper.col, strict=True)))
+    graph = igraph.Graph(n=adj.shape[0], edges=np.column_stack([upper.row, upper.col]).tolist())
     igraph.set_random_number_generator(random.Random(seed))
     try:
         clusters = graph.community_leiden(
@@ -288,7 +298,12 @@ def leiden_ari(
 
 @dataclass(frozen=True)
 class Comparison:
-    """Differences between two PCA results, raw, sign-aligned and per component."""
+    """Differences between two PCA results, raw, sign-aligned and per component.
+
+    ``rel_gap`` is that of the mean spectrum, as used by :func:`classify_components`.
+    ``norm_e_rel`` is the ||E|| / lambda_1 behind ``classification``: near sqrt(n_vars) * u the
+    verdicts are about rounding; far above, one moved eigenvalue (Weyl term) widens every bound.
+    """
 
     bitwise: bool
     max_abs_diff: float
@@ -305,6 +320,7 @@ class Comparison:
     classification: list[Label]
     n_explained: int
     n_unexplained: int
+    norm_e_rel: float
     knn_jaccard: float | None = None
     leiden_ari: float | None = None
 
@@ -325,7 +341,7 @@ def compare(
     aligned, flips = align_signs(a, b)
     k = a.n_comps
     rel = component_rel_diff(a, aligned)
-    mean_var = (np.asarray(a.variance, np.float64) + np.asarray(b.variance, np.float64)) / 2
+    mean_var = _mean_spectrum(a, b)
     labels = classify_components(a, b, unit_roundoff=unit_roundoff)
     var_rel = _safe_ratio(
         np.abs(np.asarray(a.variance, np.float64) - np.asarray(b.variance, np.float64)),
@@ -348,6 +364,9 @@ def compare(
         classification=labels,
         n_explained=labels.count("explained"),
         n_unexplained=labels.count("unexplained"),
+        norm_e_rel=float(
+            _safe_ratio(_norm_e(a, b, unit_roundoff), np.abs(mean_var).max(initial=0.0))
+        ),
         knn_jaccard=knn_jaccard(a.embedding, b.embedding, n_neighbors) if downstream else None,
         leiden_ari=leiden_ari(a.embedding, b.embedding, n_neighbors) if downstream else None,
     )
@@ -405,6 +424,8 @@ def significant_digits(samples: Sequence[PCAResult]) -> SigDigits:
         raise ValueError(f"need at least 2 samples, got {len(samples)}")
     embs = np.stack([align_signs(samples[0], s)[0].embedding for s in samples])
     cap = decimal_precision(embs.dtype)
+    # float32 -> float64 is exact and keeps the mean and x / mean - 1 free of float32 rounding.
+    embs = embs.astype(np.float64)
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         # A zero mean makes the relative error NaN; the library warns, nanmedian skips it.
         warnings.simplefilter("ignore")

@@ -1,0 +1,339 @@
+"""Properties of harness.metrics on PCA results built from exact linear algebra."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from functools import cache
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import ortho_group
+
+from harness import metrics
+from harness.pca import PCAResult
+
+DTYPES = [np.float32, np.float64]
+
+
+def angle_tol_deg(dtype) -> float:
+    """Rounding-level principal angle: 100 eps in radians (< 1e-6 degrees for float64)."""
+    return float(np.degrees(100 * np.finfo(dtype).eps))
+
+
+def centered_data(spectrum: np.ndarray, n_obs: int, n_vars: int, seed: int) -> np.ndarray:
+    """Centered data whose covariance is exactly V diag(spectrum) V^T for a random orthogonal V."""
+    rng = np.random.default_rng(seed)
+    g = rng.standard_normal((n_obs, n_vars))
+    q, _ = np.linalg.qr(g - g.mean(axis=0))  # orthonormal, centered columns
+    v = ortho_group.rvs(n_vars, random_state=seed)
+    s = np.sqrt((n_obs - 1) * np.asarray(spectrum, np.float64))
+    return (q * s) @ v.T
+
+
+def pca_of(x: np.ndarray, k: int, loadings: np.ndarray | None = None, dtype=np.float64):
+    """PCAResult from the eigendecomposition of x's covariance (or the given loadings)."""
+    lam, vecs = np.linalg.eigh(x.T @ x / (x.shape[0] - 1))
+    lam, vecs = lam[::-1], vecs[:, ::-1]
+    load = vecs[:, :k] if loadings is None else loadings
+    return PCAResult(
+        embedding=(x @ load).astype(dtype),
+        loadings=load.astype(dtype),
+        variance=lam[:k].astype(dtype),
+        variance_ratio=(lam[:k] / lam.sum()).astype(dtype),
+    )
+
+
+def with_loadings(x: np.ndarray, ref: PCAResult, loadings: np.ndarray) -> PCAResult:
+    """Same variance as ``ref``, new loadings, embedding recomputed from the data."""
+    dtype = ref.loadings.dtype
+    return dataclasses.replace(
+        ref, loadings=loadings.astype(dtype), embedding=(x @ loadings).astype(dtype)
+    )
+
+
+def flip(r: PCAResult, cols) -> PCAResult:
+    s = np.ones(r.n_comps, dtype=r.loadings.dtype)
+    s[list(cols)] = -1
+    return dataclasses.replace(r, embedding=r.embedding * s, loadings=r.loadings * s)
+
+
+def rotate(r: PCAResult, q: np.ndarray) -> PCAResult:
+    q = q.astype(r.loadings.dtype)
+    return dataclasses.replace(r, embedding=r.embedding @ q, loadings=r.loadings @ q)
+
+
+SEPARATED = 10.0 * 0.7 ** np.arange(30)
+
+
+@cache
+def separated(dtype=np.float64, k: int = 8):
+    x = centered_data(SEPARATED, 200, 30, seed=1)
+    return x, pca_of(x, k, dtype=dtype)
+
+
+@cache
+def wide(dtype) -> PCAResult:
+    x = centered_data(np.linspace(20.0, 1.0, 60), 200, 60, seed=2)
+    return pca_of(x, 50, dtype=dtype)
+
+
+# -- hashing, alignment --------------------------------------------------------------------------
+
+
+def test_sha256_array_sees_dtype_shape_and_layout():
+    z32, z64 = np.zeros(4, np.float32), np.zeros(4, np.float64)
+    assert metrics.sha256_array(z32) != metrics.sha256_array(z64)
+    assert metrics.sha256_array(np.zeros((2, 2))) != metrics.sha256_array(np.zeros(4))
+    a = np.arange(12.0).reshape(3, 4)
+    assert metrics.sha256_array(a.T) == metrics.sha256_array(np.ascontiguousarray(a.T))
+    assert metrics.sha256_array(a) == metrics.sha256_array(a.copy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sign_flip_is_not_bitwise_but_aligns_exactly(dtype):
+    _, a = separated(dtype)
+    b = flip(a, [0, 3, 5])
+    c = metrics.compare(a, b)
+    assert not c.bitwise
+    assert c.sign_flips == 3
+    assert c.max_abs_diff > 0
+    assert c.aligned_max_abs_diff == 0
+    assert c.loadings_aligned_max_abs_diff == 0
+    assert c.classification == ["identical"] * a.n_comps
+    assert c.angle_all_deg < angle_tol_deg(dtype)
+    aligned, mask = metrics.align_signs(a, b)
+    assert mask.tolist() == [i in (0, 3, 5) for i in range(a.n_comps)]
+    assert metrics.sha256_array(aligned.embedding) == metrics.sha256_array(a.embedding)
+
+
+# -- classification ------------------------------------------------------------------------------
+
+
+def givens(k: int, i: int, j: int, degrees: float) -> np.ndarray:
+    t = np.radians(degrees)
+    q = np.eye(k)
+    q[np.ix_([i, j], [i, j])] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
+    return q
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rel_gap", [0.0, 2e-15])
+def test_rotation_inside_degenerate_eigenspace_is_explained(dtype, rel_gap):
+    spectrum = 10.0 * 0.7 ** np.arange(30)
+    spectrum[2] = spectrum[1] - rel_gap * spectrum[0]
+    x = centered_data(spectrum, 200, 30, seed=3)
+    a = pca_of(x, 6, dtype=dtype)
+    base = pca_of(x, 6).loadings
+    b = with_loadings(x, a, base @ givens(6, 1, 2, 40.0))
+    c = metrics.compare(a, b)
+    assert min(c.component_rel_diff[1], c.component_rel_diff[2]) > 0.1
+    assert min(c.component_sin_theta[1], c.component_sin_theta[2]) > 0.5
+    assert c.angle_all_deg < angle_tol_deg(dtype)
+    assert c.classification[1] == c.classification[2] == "explained"
+    assert c.n_unexplained == 0
+    assert metrics.classify_components(a, b) == c.classification
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_small_perturbation_of_separated_spectrum_is_unexplained(dtype):
+    x, a = separated(dtype)
+    base = separated()[1].loadings
+    rng = np.random.default_rng(4)
+    q, r = np.linalg.qr(base + 1e-3 * rng.standard_normal(base.shape))
+    b = with_loadings(x, a, q * np.sign(np.diag(r)))
+    c = metrics.compare(a, b)
+    assert np.array_equal(a.variance, b.variance)
+    assert c.classification == ["unexplained"] * a.n_comps
+    assert c.n_unexplained == a.n_comps
+    assert c.n_explained == 0
+    assert min(c.component_sin_theta) > 1e-4
+    assert c.angle_all_deg > 0
+    # The same deviation would be rounding on a machine with a huge unit roundoff.
+    assert metrics.classify_components(a, b, unit_roundoff=1.0) == ["explained"] * a.n_comps
+
+
+def test_eigenvalue_differences_widen_the_bound():
+    """A solver whose eigenvalues also moved (Weyl) gets a proportionally larger ||E||."""
+    x, a = separated()
+    rng = np.random.default_rng(5)
+    q, r = np.linalg.qr(a.loadings + 1e-3 * rng.standard_normal(a.loadings.shape))
+    b = with_loadings(x, a, q * np.sign(np.diag(r)))
+    assert metrics.classify_components(a, b) == ["unexplained"] * a.n_comps
+    moved = dataclasses.replace(b, variance=b.variance * (1 + 1e-2))
+    assert set(metrics.classify_components(a, moved)) == {"explained"}
+    rounding = np.sqrt(a.loadings.shape[0]) * np.finfo(np.float64).eps / 2
+    assert metrics.compare(a, b).norm_e_rel == pytest.approx(rounding)
+    assert metrics.compare(a, moved).norm_e_rel > 1e3 * rounding
+
+
+def test_perturbation_norm_is_at_least_weyl_and_rounding():
+    va, vb = np.array([4.0, 2.0, 1.0]), np.array([4.0, 2.5, 1.0])
+    u = np.finfo(np.float64).eps / 2
+    norm = metrics.perturbation_norm(va, vb, 100, u)
+    assert norm >= 0.5
+    assert metrics.perturbation_norm(va, va, 100, u) >= 4.0 * u
+    assert metrics.perturbation_norm(va, va, 400, u) > metrics.perturbation_norm(va, va, 100, u)
+
+
+def test_relative_eigengaps():
+    gaps = metrics.relative_eigengaps(np.array([4.0, 3.0, 1.0]))
+    np.testing.assert_allclose(gaps, [0.25, 0.25, 0.5])
+    assert metrics.relative_eigengaps(np.array([2.0, 2.0, 1.0]))[:2].tolist() == [0.0, 0.0]
+    assert np.isinf(metrics.relative_eigengaps(np.array([3.0]))).all()
+
+
+# -- identical inputs, JSON ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_identical_inputs(dtype):
+    _, a = separated(dtype)
+    b = PCAResult(*(np.array(f, copy=True) for f in dataclasses.astuple(a)))
+    c = metrics.compare(a, b, downstream=True, n_neighbors=5)
+    assert c.bitwise
+    for name in (
+        "max_abs_diff",
+        "aligned_max_abs_diff",
+        "aligned_max_rel_diff",
+        "loadings_aligned_max_abs_diff",
+        "angle_k10_deg",
+        "angle_all_deg",
+        "variance_max_rel_diff",
+        "sign_flips",
+        "n_explained",
+        "n_unexplained",
+    ):
+        assert getattr(c, name) == 0, name
+    assert c.component_rel_diff == c.component_sin_theta == [0.0] * a.n_comps
+    assert c.classification == ["identical"] * a.n_comps
+    assert c.knn_jaccard == 1.0
+    assert c.leiden_ari == 1.0
+    sd = metrics.significant_digits([a, b, a])
+    cap = metrics.decimal_precision(dtype)
+    assert sd.per_component == [cap] * a.n_comps
+    assert sd.minimum == cap
+
+
+def test_to_dict_is_strict_json():
+    x = centered_data(SEPARATED, 100, 30, seed=6)
+    a = pca_of(x, 1)  # k == 1: the relative gap is inf
+    d = metrics.compare(a, flip(a, [0])).to_dict()
+    json.dumps(d, allow_nan=False)
+    assert d["rel_gap"] == [None]
+    assert d["knn_jaccard"] is None
+    assert d["leiden_ari"] is None
+    assert isinstance(d["bitwise"], bool)
+    assert isinstance(d["sign_flips"], int)
+    assert isinstance(d["component_rel_diff"], list)
+    json.dumps(metrics.significant_digits([a, a]).to_dict(), allow_nan=False)
+
+
+def test_shape_mismatch_is_an_error():
+    _, a = separated()
+    with pytest.raises(ValueError, match="shapes differ"):
+        metrics.compare(a, separated(np.float64, 5)[1])
+
+
+# -- hypothesis: symmetry and invariance --------------------------------------------------------
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    dtype=st.sampled_from(DTYPES),
+    k=st.integers(1, 50),
+    seed=st.integers(0, 2**32 - 1),
+    flips=st.lists(st.booleans(), min_size=50, max_size=50),
+)
+def test_sign_flips_and_rotations_keep_the_subspace(dtype, k, seed, flips):
+    full = wide(dtype)
+    a = PCAResult(
+        full.embedding[:, :k], full.loadings[:, :k], full.variance[:k], full.variance_ratio[:k]
+    )
+    flipped = flip(a, np.flatnonzero(flips[:k]))
+    q = ortho_group.rvs(k, random_state=seed) if k > 1 else -np.eye(1)
+    rotated = rotate(a, q)
+    tol = angle_tol_deg(dtype)
+    for b in (flipped, rotated):
+        ab, ba = metrics.compare(a, b), metrics.compare(b, a)
+        assert ab.bitwise == ba.bitwise
+        assert ab.angle_all_deg == pytest.approx(ba.angle_all_deg, rel=1e-9, abs=tol)
+        assert ab.angle_k10_deg == pytest.approx(ba.angle_k10_deg, rel=1e-9, abs=tol)
+        assert ab.angle_all_deg < tol
+    c = metrics.compare(a, flipped)
+    assert c.angle_k10_deg < tol
+    assert c.sign_flips == sum(flips[:k])
+    assert c.bitwise == (c.sign_flips == 0)
+    assert c.aligned_max_abs_diff == 0
+
+
+# -- downstream ---------------------------------------------------------------------------------
+
+
+def blobs(seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centers = 6.0 * rng.standard_normal((4, 8))
+    return np.concatenate([c + rng.standard_normal((60, 8)) for c in centers])
+
+
+def test_knn_and_leiden_agree_on_identical_embeddings():
+    e = blobs()
+    assert metrics.knn_jaccard(e, e.copy()) == 1.0
+    assert metrics.leiden_ari(e, e.copy()) == 1.0
+    assert metrics.leiden_ari(e, e, seed=3) == metrics.leiden_ari(e, e, seed=3)
+
+
+def test_knn_jaccard_drops_with_neighbour_scale_noise():
+    from sklearn.neighbors import NearestNeighbors
+
+    e = blobs()
+    dist, _ = NearestNeighbors(n_neighbors=15).fit(e).kneighbors()
+    noisy = e + np.median(dist) * np.random.default_rng(8).standard_normal(e.shape)
+    j = metrics.knn_jaccard(e, noisy)
+    assert 0 <= j < 1
+    assert metrics.knn_jaccard(e, noisy) == metrics.knn_jaccard(noisy, e)
+
+
+# -- significant digits, compare_many -----------------------------------------------------------
+
+
+def noisy_copies(a: PCAResult, rel: float, n: int, seed: int) -> list[PCAResult]:
+    rng = np.random.default_rng(seed)
+    return [
+        dataclasses.replace(
+            a, embedding=a.embedding * (1 + rel * rng.standard_normal(a.embedding.shape))
+        )
+        for _ in range(n)
+    ]
+
+
+def test_significant_digits_fall_with_noise():
+    _, a = separated()
+    fine = metrics.significant_digits(noisy_copies(a, 1e-10, 5, seed=9))
+    coarse = metrics.significant_digits(noisy_copies(a, 1e-7, 5, seed=9))
+    assert coarse.minimum < fine.minimum < metrics.decimal_precision(np.float64)
+    assert all(c < f for c, f in zip(coarse.per_component, fine.per_component, strict=True))
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.significant_digits([a])
+
+
+def test_significant_digits_ignore_signs():
+    _, a = separated()
+    samples = noisy_copies(a, 1e-9, 4, seed=10)
+    flipped = [samples[0]] + [flip(s, [1, 2]) for s in samples[1:]]
+    assert metrics.significant_digits(flipped) == metrics.significant_digits(samples)
+
+
+def test_compare_many_reports_the_worst_pair():
+    _, a = separated()
+    mild, strong = noisy_copies(a, 1e-12, 1, seed=11)[0], noisy_copies(a, 1e-6, 1, seed=12)[0]
+    worst = metrics.compare_many([a, mild, a, strong, mild])
+    assert worst == metrics.compare(a, strong)
+    assert metrics.compare_many([a, a, a]).bitwise
+    flipped = metrics.compare_many([a, a, flip(a, [0])])
+    assert not flipped.bitwise
+    assert flipped.sign_flips == 1
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.compare_many([a])
