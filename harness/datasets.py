@@ -26,7 +26,7 @@ from scipy import sparse
 from harness import io
 from harness.pca import DType, Layout, as_layout
 
-PROFILES = ("quick", "full")
+PROFILES = ("smoke", "quick", "full")  # smoke: the smallest real dataset only, for tests
 SCANPY_SDIST = "scanpy==1.11.5"
 TENX_MEMBER = "tests/_data/10x-10k-subset.zarr"
 USER_PREFIX = "user:"
@@ -134,8 +134,8 @@ DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in (
         Dataset("pbmc68k_reduced", "scanpy's pbmc68k_reduced, scaled X (700 x 765)", _pbmc68k_reduced, False, PROFILES),
-        Dataset("10x_10k", "10x counts from scanpy's sdist (10,000 x 1,000)", _tenx_10k, True, PROFILES),
-        Dataset("synthetic_small", "NB counts, 2,000 x 1,000", _synthetic(2_000, 1_000, 0), True, PROFILES),
+        Dataset("10x_10k", "10x counts from scanpy's sdist (10,000 x 1,000)", _tenx_10k, True, ("quick", "full")),
+        Dataset("synthetic_small", "NB counts, 2,000 x 1,000", _synthetic(2_000, 1_000, 0), True, ("quick", "full")),
         Dataset("synthetic_medium", "NB counts, 20,000 x 2,000", _synthetic(20_000, 2_000, 1), True, ("full",)),
         Dataset("synthetic_large", "NB counts, 100,000 x 2,000", _synthetic(100_000, 2_000, 2), True, ("full",)),
     )

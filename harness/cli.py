@@ -1,0 +1,97 @@
+"""``python -m harness``: tables, cross-environment and release comparison, reports, doctor.
+
+Each subcommand's work lives in the module named for it; this file only parses arguments.
+Bad input raises :class:`harness.errors.HarnessError`: one line on stderr and exit code 2,
+with the traceback only under ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from harness.errors import HarnessError
+
+FORMATS = ("md", "csv", "json", "html")
+
+
+def _lazy(module: str, func: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(module), func)(args)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("table", help="stability tables per environment from an asv results folder")
+    p.add_argument("results", help="asv results folder")
+    p.add_argument("--format", choices=FORMATS, default="md")
+    p.add_argument("--tolerance", type=float, default=None, help="relative deviation still 'within tolerance'")
+    p.add_argument("--commit", help="only this commit (hash prefix)")
+    p.add_argument("--machine", help="only this machine")
+    p.add_argument("--out", help="write here (atomically) instead of stdout")
+    p.set_defaults(func=_lazy("harness.tables", "cli_table"))
+
+    p = sub.add_parser("crossenv", help="pairwise deviation between environments, from the artifacts")
+    p.add_argument("results")
+    p.add_argument("--baseline", help="environment (name, label or fingerprint key) to compare against")
+    p.add_argument("--format", choices=FORMATS, default="md")
+    p.add_argument("--out")
+    p.set_defaults(func=_lazy("harness.crossenv", "cli_crossenv"))
+
+    p = sub.add_parser("compare", help="compare two environments, commits or releases (e.g. scanpy=1.10.4)")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--results", default="results")
+    p.add_argument("--factor", type=float, default=1.1, help="slowdown ratio that fails (default 1.1)")
+    p.add_argument("--tolerance", type=float, default=None, help="relative numerical change that fails")
+    p.add_argument("--format", choices=FORMATS, default="md")
+    p.set_defaults(func=_lazy("harness.compare", "cli_compare"))
+
+    p = sub.add_parser("report", help="Markdown, CSV and a self-contained HTML report with figures")
+    p.add_argument("results")
+    p.add_argument("outdir")
+    p.set_defaults(func=_lazy("harness.report", "cli_report"))
+
+    p = sub.add_parser("doctor", help="diagnose non-reproducible PCA on your own data or pipeline")
+    p.set_defaults(func=_lazy("harness.doctor", "cli_doctor"))
+    _doctor_arguments(p)
+    return parser
+
+
+def _doctor_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", nargs="?", help="an .h5ad file")
+    p.add_argument("--pipeline", metavar="SCRIPT.py", help="run your analysis script twice and find the first difference")
+    p.add_argument("--layer")
+    p.add_argument("--mask-var")
+    p.add_argument("--n-comps", type=int, default=50)
+    p.add_argument("--svd-solver", default=None)
+    p.add_argument("--random-state", type=int, default=0)
+    p.add_argument("--no-zero-center", action="store_true")
+    p.add_argument("--format", choices=("md", "json"), default="md")
+    p.add_argument("--out")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HarnessError as err:
+        if args.debug:
+            raise
+        print(f"harness {args.command}: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

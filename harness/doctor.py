@@ -1,0 +1,5 @@
+"""Placeholder: being written."""
+
+
+def doctor(adata, **pca_kwargs):
+    raise NotImplementedError
