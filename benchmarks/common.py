@@ -6,41 +6,56 @@ import os
 import sys
 
 # Imported here so that asv's forkserver pre-imports them once, not once per benchmark process.
+import igraph  # noqa: F401
+import leidenalg  # noqa: F401
 import scanpy  # noqa: F401
-import sklearn.decomposition  # noqa: F401
+import significantdigits  # noqa: F401
+import sklearn.decomposition
+import sklearn.metrics
+import sklearn.neighbors  # noqa: F401
 from threadpoolctl import threadpool_limits
 
 from harness import datasets, fingerprint, store, support
 from harness.pca import DTYPES, LAYOUTS, N_COMPS, SOLVERS, make_anndata
 
-ALL_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+ALL_CORES = (
+    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+)
 THREADS = sorted({1, ALL_CORES})
 DATASETS = datasets.names()
 QUICK = datasets.profile() != "full"
 
 
-def skip(reason: str) -> None:
-    """Skip this parameter combination: one line on stderr, and asv's NotImplementedError."""
+def skip(reason: str, benchmark: str | None = None, params: dict | None = None) -> None:
+    """Skip this parameter combination: one line on stderr, a record, asv's NotImplementedError.
+
+    asv keeps no message for a skip (NaN only), so the reason is stored beside the results.
+    """
     print(f"skipped: {reason}", file=sys.stderr)
+    if benchmark is not None:
+        store.write_record(benchmark, params or {}, None, {"status": "skipped", "reason": reason})
     raise NotImplementedError(reason)
 
 
-def input_matrix(dataset: str, layout: str, dtype: str, solver: str | None = None):
+def input_matrix(dataset: str, layout: str, dtype: str, solver: str, benchmark: str | None = None):
     """The matrix to run PCA on, or a skip naming the dataset (or solver rule) and the reason."""
-    if solver is not None and (reason := support.unsupported_reason(solver, layout)):
-        skip(reason)
+    params = {"dataset": dataset, "layout": layout, "dtype": dtype, "svd_solver": solver}
+    if reason := support.unsupported_reason(solver, layout):
+        skip(reason)  # a version rule, not a fault: no record needed, the rule is recomputable
     try:
         x = datasets.matrix(dataset, layout, dtype)
         datasets.check_matrix(x, dataset, N_COMPS)
     except datasets.DatasetUnavailable as err:
-        skip(str(err))
+        skip(str(err), benchmark, params)
     return x
 
 
 def record_environment() -> None:
     """Write the fingerprint and input hashes of this (machine, commit, environment) once."""
     folder = store.current_folder()
-    store.write_once(folder / "fingerprint.jsonl", [{**store.current().to_dict(), **fingerprint.collect()}])
+    store.write_once(
+        folder / "fingerprint.jsonl", [{**store.current().to_dict(), **fingerprint.collect()}]
+    )
     if (folder / "inputs.jsonl").exists():
         return
     rows = []
@@ -50,7 +65,9 @@ def record_environment() -> None:
                 try:
                     rows.append(datasets.describe(name, layout, dtype))
                 except datasets.DatasetUnavailable as err:
-                    rows.append({"dataset": name, "layout": layout, "dtype": dtype, "unavailable": str(err)})
+                    rows.append(
+                        {"dataset": name, "layout": layout, "dtype": dtype, "unavailable": str(err)}
+                    )
     store.write_once(folder / "inputs.jsonl", rows)
 
 
@@ -67,7 +84,7 @@ class PCAParams:
     setup_cache.timeout = 1800  # first use builds the dataset cache (the 10x download)
 
     def setup(self, dataset, layout, dtype, svd_solver, threads):
-        self.x = input_matrix(dataset, layout, dtype, svd_solver)
+        self.x = input_matrix(dataset, layout, dtype, svd_solver, benchmark="pca.PCA")
         self.adata = make_anndata(self.x)
         self.limits = threadpool_limits(limits=threads)
 

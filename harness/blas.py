@@ -7,6 +7,7 @@ are only visible in /proc/self/maps, so both views are recorded.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,13 @@ def mapped_libraries(maps: str | None = None) -> list[str]:
 def threadpools() -> list[dict[str, Any]]:
     """threadpoolctl's report after importing the libraries PCA uses (so their BLAS are loaded)."""
     import numpy  # noqa: F401
-    import scipy.linalg  # noqa: F401
+    import scipy.linalg
     import scipy.sparse.linalg  # noqa: F401
     from threadpoolctl import threadpool_info
 
-    try:
+    # A foreign environment without scikit-learn still gets a fingerprint.
+    with contextlib.suppress(ImportError):
         import sklearn.decomposition  # noqa: F401
-    except ImportError:  # a foreign environment without scikit-learn still gets a fingerprint
-        pass
     return threadpool_info()
 
 

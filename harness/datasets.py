@@ -266,8 +266,9 @@ def matrix_sha256(x) -> str:
     return h.hexdigest()
 
 
+@cache
 def describe(name: str, layout: Layout, dtype: DType) -> dict[str, object]:
-    """What is recorded beside the results for one input: shape, nnz, sha256."""
+    """What is recorded beside the results for one input: shape, nnz, sha256 (once per process)."""
     x = _matrix(name, layout, dtype)
     nnz = int(x.nnz) if sparse.issparse(x) else int(np.count_nonzero(x))
     return {

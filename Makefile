@@ -1,0 +1,47 @@
+# Two commands: `make bench` (set up, run the quick profile, print the stability table) and
+# `make test` (set up, run the tests). Needs only python3 (3.11+), git and make.
+
+PYTHON   ?= python3
+VENV     := .venv
+PY       := $(VENV)/bin/python
+ASV      := $(VENV)/bin/asv
+PROFILE  ?= quick
+MACHINE  ?= $(shell hostname)
+PYTEST_ARGS ?=
+
+export HARNESS_PROFILE := $(PROFILE)
+export HARNESS_CACHE   ?= $(CURDIR)/.cache/harness
+export HARNESS_MACHINE := $(MACHINE)
+
+# The default matrix's versions (asv.conf.json) also pin the quick profile's .venv.
+PINS = $(shell $(PYTHON) -c 'import json; m = json.load(open("asv.conf.json"))["matrix"]["req"]; print(" ".join(f"{k}=={v[0]}" for k, v in m.items() if v and v[0]))')
+
+.PHONY: bench test test-slow lint clean venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml asv.conf.json
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -U pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]' $(PINS)
+	touch $@
+
+# Quick profile in the project's own .venv (asv's `existing` environment): no second install,
+# and the fingerprint records exactly what that environment runs.
+bench: venv
+	$(ASV) machine --yes --machine $(MACHINE) >/dev/null
+	$(ASV) run -E existing:$(CURDIR)/$(PY) --set-commit-hash $$(git rev-parse HEAD) \
+		--machine $(MACHINE) --launch-method forkserver $(ASV_ARGS)
+	$(PY) -m harness table results --machine $(MACHINE) --commit $$(git rev-parse HEAD)
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: venv
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf .asv .cache

@@ -1,0 +1,320 @@
+"""The stability checks: which factor moves PCA's output, by how much, and whether it matters.
+
+Each check compares PCA results of one configuration (dataset, layout, dtype, svd_solver) under
+two or more conditions and reduces them with :mod:`harness.metrics`:
+
+========  ===================================================================================
+repeat    ``REPEATS`` calls in one process (threads=1, seed 123)
+process   the same call in two fresh interpreters of the same environment (default threads)
+threads   1 vs 2 vs all cores, in-process through threadpoolctl
+seed      random_state 123 vs 0
+layout    CSR vs dense of the same data
+dtype     float32 vs float64 input
+accuracy  against a float64 reference: eigh of the exact covariance of the same input, 1 thread
+========  ===================================================================================
+
+No wasted work: every (configuration, condition) result is computed once per environment and
+commit and kept in a disk cache keyed by the input's sha256, so the checks share their baselines
+(threads=1, seed 123 feeds repeat, threads, seed, layout, dtype and accuracy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness import artifacts, datasets, io, metrics, store, support
+from harness.pca import N_COMPS, RANDOM_STATE, PCAResult, make_anndata, run_pca
+
+CHECKS = ("repeat", "process", "threads", "seed", "layout", "dtype", "accuracy")
+UNIT = "relative"
+REPEATS = 5
+OTHER_SEED = 0
+ALL_CORES = (
+    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+)
+THREAD_COUNTS = tuple(sorted({1, 2, ALL_CORES}))
+
+
+class Skip(Exception):
+    """This check does not apply to this configuration; the message says why."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """One benchmark parameter combination of the stability suite."""
+
+    dataset: str
+    layout: str
+    dtype: str
+    svd_solver: str
+
+    def params(self) -> dict[str, str]:
+        return asdict(self)
+
+    def unsupported(self) -> str | None:
+        return support.unsupported_reason(self.svd_solver, self.layout)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """How one PCA was run: BLAS threads (None = the environment's default), seed, process."""
+
+    threads: int | None = 1
+    random_state: int = RANDOM_STATE
+    process: str = "main"
+    index: int = 0  # the n-th call of a repeat
+
+    def tag(self) -> str:
+        return f"t{self.threads or 'env'}-s{self.random_state}-{self.process}-{self.index}"
+
+
+BASELINE = Condition()
+FRESH = (Condition(threads=None, process="fresh-1"), Condition(threads=None, process="fresh-2"))
+
+
+# --- computing and caching results -----------------------------------------------------------
+
+
+def _input(config: Config):
+    x = datasets.matrix(config.dataset, config.layout, config.dtype)
+    datasets.check_matrix(x, config.dataset, N_COMPS)
+    return x
+
+
+def compute(config: Config, condition: Condition) -> PCAResult:
+    """Run the configuration's PCA under ``condition`` in this process."""
+    from threadpoolctl import threadpool_limits
+
+    x = _input(config)
+    with threadpool_limits(limits=condition.threads):
+        return run_pca(
+            make_anndata(x), solver=config.svd_solver, random_state=condition.random_state
+        )
+
+
+def cache_folder() -> Path:
+    """Results cache of this environment and commit (asv env name, commit and installed versions)."""
+    ident = {
+        "run": store.current().to_dict(),
+        "versions": {
+            d: support.installed_version(d) for d in ("scanpy", "scikit-learn", "numpy", "scipy")
+        },
+        "python": sys.version,
+    }
+    digest = hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    return datasets.cache_dir() / "pca" / digest
+
+
+def _cache_path(config: Config, condition: Condition) -> Path:
+    x_sha = datasets.describe(config.dataset, config.layout, config.dtype)["sha256"][:16]
+    return cache_folder() / f"{x_sha}-{config.svd_solver}-{condition.tag()}.npz"
+
+
+def _save(path: Path, result: PCAResult) -> None:
+    with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **asdict(result))
+
+
+def keep(config: Config, condition: Condition, result: PCAResult) -> None:
+    """Offer a result computed elsewhere (the runtime suite's call) to the cache."""
+    path = _cache_path(config, condition)
+    if not path.exists():
+        _save(path, result)
+
+
+def cached(config: Config, condition: Condition = BASELINE) -> PCAResult:
+    """The result of ``config`` under ``condition``, computed at most once per environment."""
+    path = _cache_path(config, condition)
+    if path.exists():
+        with np.load(path) as z:
+            return PCAResult(z["embedding"], z["loadings"], z["variance"], z["variance_ratio"])
+    if condition.process != "main":
+        raise Skip(
+            f"no fresh-process result for {config.params()} (setup_cache did not produce it)"
+        )
+    result = compute(config, condition)
+    _save(path, result)
+    return result
+
+
+# --- fresh processes -------------------------------------------------------------------------
+
+
+def run_fresh_processes(configs: list[Config], timeout: float = 1500) -> None:
+    """Compute every configuration in two fresh interpreters (the 'process' check).
+
+    The first one also leaves the cross-environment artifacts. Children inherit the environment,
+    so their thread count is the environment's default, as in a user's fresh session.
+    """
+    todo = [c for c in configs if not c.unsupported()]
+    for condition in FRESH:
+        missing = [c for c in todo if not _cache_path_or_none(c, condition)]
+        if not missing:
+            continue
+        payload = json.dumps(
+            {"configs": [c.params() for c in missing], "condition": asdict(condition)}
+        )
+        subprocess.run(
+            [sys.executable, "-m", "harness.stability"],
+            input=payload,
+            text=True,
+            check=True,
+            timeout=timeout,
+        )
+
+
+def _cache_path_or_none(config: Config, condition: Condition) -> Path | None:
+    try:
+        path = _cache_path(config, condition)
+    except datasets.DatasetUnavailable:
+        return Path()  # nothing to compute: the check will skip with the dataset's reason
+    return path if path.exists() else None
+
+
+def _child(payload: dict[str, Any]) -> None:
+    condition = Condition(**payload["condition"])
+    for params in payload["configs"]:
+        config = Config(**params)
+        try:
+            result = compute(config, condition)
+        except datasets.DatasetUnavailable:
+            continue
+        _save(_cache_path(config, condition), result)
+        if condition == FRESH[0]:
+            save_artifact(config, condition, result)
+
+
+def save_artifact(config: Config, condition: Condition, result: PCAResult) -> None:
+    """Keep the cross-environment digest of one result beside asv's results."""
+    digest = artifacts.make(result, store.current(), config.params(), asdict(condition))
+    artifacts.save(
+        digest, store.current_folder() / "artifacts" / f"{store.params_key(config.params())}.npz"
+    )
+
+
+# --- the checks ------------------------------------------------------------------------------
+
+
+def _sibling(config: Config, **change: str) -> Config:
+    other = replace(config, **change)
+    if reason := other.unsupported():
+        raise Skip(reason)
+    return other
+
+
+def reference(config: Config) -> PCAResult:
+    """float64 reference: eigh of the exact covariance of the same input on one thread."""
+    from scipy import sparse
+    from threadpoolctl import threadpool_limits
+
+    x = _input(config)
+    with threadpool_limits(limits=1):
+        x64 = x.astype(np.float64)
+        mean = np.asarray(x64.mean(axis=0)).ravel()
+        gram = (x64.T @ x64).toarray() if sparse.issparse(x64) else x64.T @ x64
+        cov = (gram - x.shape[0] * np.outer(mean, mean)) / (x.shape[0] - 1)
+        values, vectors = np.linalg.eigh(cov)
+        order = np.argsort(values)[::-1][:N_COMPS]
+        loadings = vectors[:, order]
+        embedding = np.asarray(x64 @ loadings) - mean @ loadings
+    variance = values[order]
+    return PCAResult(embedding, loadings, variance, variance / values.clip(min=0).sum())
+
+
+def not_applicable(check: str, config: Config) -> str | None:
+    """Why ``check`` cannot run on ``config`` (unsupported solver or sibling), else None.
+
+    Raises DatasetUnavailable when the input itself cannot be had.
+    """
+    if reason := config.unsupported():
+        return reason
+    _input(config)
+    if check == "layout":
+        return replace(config, layout=_other_layout(config)).unsupported()
+    if check == "dtype":
+        return replace(config, dtype=_other_dtype(config)).unsupported()
+    return None
+
+
+def _other_layout(config: Config) -> str:
+    return "csr" if config.layout == "dense" else "dense"
+
+
+def _other_dtype(config: Config) -> str:
+    return "float64" if config.dtype == "float32" else "float32"
+
+
+def samples(check: str, config: Config) -> list[PCAResult]:
+    """The results a check compares, the baseline first."""
+    if check == "repeat":
+        fresh = [compute(config, replace(BASELINE, index=i)) for i in range(1, REPEATS)]
+        return [cached(config), *fresh]
+    if check == "process":
+        return [cached(config, c) for c in FRESH]
+    if check == "threads":
+        return [cached(config, replace(BASELINE, threads=n)) for n in THREAD_COUNTS]
+    if check == "seed":
+        return [cached(config), cached(config, replace(BASELINE, random_state=OTHER_SEED))]
+    if check == "layout":
+        return [cached(config), cached(_sibling(config, layout=_other_layout(config)))]
+    if check == "dtype":
+        return [cached(config), cached(_sibling(config, dtype=_other_dtype(config)))]
+    if check == "accuracy":
+        return [cached(config), reference(config)]
+    raise ValueError(f"unknown check {check!r}")
+
+
+def _with_common_dtype(results: list[PCAResult]) -> list[PCAResult]:
+    """Cast to float64 when dtypes differ, so the comparison is of values, not of bit patterns."""
+    if len({r.embedding.dtype for r in results} | {r.loadings.dtype for r in results}) == 1:
+        return results
+    return [
+        PCAResult(*(np.asarray(a, dtype=np.float64) for a in asdict(r).values())) for r in results
+    ]
+
+
+def evaluate(check: str, config: Config) -> dict[str, Any]:
+    """Run one check: the track_ value and the full record kept beside asv's results."""
+    results = _with_common_dtype(samples(check, config))
+    worst = metrics.compare_many(results, downstream=True)
+    digits = metrics.significant_digits(results)
+    value = 0.0 if worst.bitwise else worst.aligned_max_rel_diff
+    return {
+        "check": check,
+        "unit": UNIT,
+        "value": value,
+        "status": "ok",
+        "reason": None,
+        "n_samples": len(results),
+        "comparison": worst.to_dict(),
+        "sigdigits": digits.to_dict(),
+    }
+
+
+def track(check: str, config: Config, benchmark: str) -> float:
+    """What a ``track_`` benchmark returns; the full record goes to the sidecar store."""
+    try:
+        record = evaluate(check, config)
+    except (Skip, datasets.DatasetUnavailable) as err:
+        store.write_record(
+            benchmark,
+            config.params(),
+            None,
+            {"check": check, "status": "skipped", "reason": str(err)},
+        )
+        raise NotImplementedError(str(err)) from None
+    store.write_record(benchmark, config.params(), record["value"], record)
+    return record["value"]
+
+
+if __name__ == "__main__":
+    _child(json.loads(sys.stdin.read()))
