@@ -22,7 +22,11 @@ def mapped_libraries(maps: str | None = None) -> list[str]:
             maps = Path("/proc/self/maps").read_text()
         except OSError:
             return []
-    paths = {line.split()[-1] for line in maps.splitlines() if line.count("/") and "/" in line.split()[-1]}
+    paths = {
+        line.split()[-1]
+        for line in maps.splitlines()
+        if line.count("/") and "/" in line.split()[-1]
+    }
     return sorted(p for p in paths if _LIB.search(Path(p).name))
 
 
@@ -44,12 +48,19 @@ def vendor(pools: list[dict[str, Any]], mapped: list[str]) -> str:
     blas = [p for p in pools if p.get("user_api") == "blas"]
     if blas:
         p = blas[0]
-        name = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS"}.get(p.get("internal_api", ""), p.get("internal_api", "?"))
+        name = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS"}.get(
+            p.get("internal_api", ""), p.get("internal_api", "?")
+        )
         version = ".".join(str(p.get("version") or "").split(".")[:3])
         arch = p.get("architecture") or ""
         return " ".join(s for s in (name, version, arch) if s)
     names = " ".join(Path(m).parent.name + "/" + Path(m).name for m in mapped)
-    for key, label in (("atlas", "ATLAS"), ("blis", "BLIS"), ("mkl", "MKL"), ("openblas", "OpenBLAS")):
+    for key, label in (
+        ("atlas", "ATLAS"),
+        ("blis", "BLIS"),
+        ("mkl", "MKL"),
+        ("openblas", "OpenBLAS"),
+    ):
         if key in names.lower():
             return label
     return "reference BLAS" if "libblas" in names else "unknown BLAS"

@@ -15,8 +15,28 @@ from harness import blas
 from harness.support import installed_version
 
 SCHEMA = 1
-PACKAGES = ("scanpy", "anndata", "scikit-learn", "numpy", "scipy", "threadpoolctl", "numba", "pandas", "scikit-learn-intelex")
-ENV_PREFIXES = ("OMP_", "OPENBLAS_", "MKL_", "BLIS_", "GOTO_", "KMP_", "HARNESS_BLAS", "LD_LIBRARY_PATH", "LD_PRELOAD")
+PACKAGES = (
+    "scanpy",
+    "anndata",
+    "scikit-learn",
+    "numpy",
+    "scipy",
+    "threadpoolctl",
+    "numba",
+    "pandas",
+    "scikit-learn-intelex",
+)
+ENV_PREFIXES = (
+    "OMP_",
+    "OPENBLAS_",
+    "MKL_",
+    "BLIS_",
+    "GOTO_",
+    "KMP_",
+    "HARNESS_BLAS",
+    "LD_LIBRARY_PATH",
+    "LD_PRELOAD",
+)
 
 
 def cpu_info() -> dict[str, Any]:
@@ -35,9 +55,17 @@ def cpu_info() -> dict[str, Any]:
     return {"model": model, "flags": flags, "count": os.cpu_count(), "usable": usable}
 
 
+# scikit-learn sets these itself on import (sklearn/__init__.py); they say nothing about the run.
+INJECTED = frozenset({"KMP_DUPLICATE_LIB_OK", "KMP_INIT_AT_FORK"})
+
+
 def steering_env() -> dict[str, str]:
     """Environment variables that steer threads and BLAS selection."""
-    return {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)}
+    return {
+        k: v
+        for k, v in sorted(os.environ.items())
+        if k.startswith(ENV_PREFIXES) and k not in INJECTED
+    }
 
 
 def collect() -> dict[str, Any]:
@@ -71,7 +99,16 @@ def threads(fp: dict[str, Any]) -> int | None:
 def label(fp: dict[str, Any]) -> str:
     """A person's name for an environment: 'scanpy 1.11.5 · sklearn 1.9.1 · numpy 2.4.6 · OpenBLAS 0.3.31 SkylakeX · 2 threads'."""
     pk = fp.get("packages") or {}
-    parts = [f"{short} {pk[dist]}" for dist, short in (("scanpy", "scanpy"), ("scikit-learn", "sklearn"), ("numpy", "numpy"), ("scipy", "scipy")) if pk.get(dist)]
+    parts = [
+        f"{short} {pk[dist]}"
+        for dist, short in (
+            ("scanpy", "scanpy"),
+            ("scikit-learn", "sklearn"),
+            ("numpy", "numpy"),
+            ("scipy", "scipy"),
+        )
+        if pk.get(dist)
+    ]
     if fp.get("blas"):
         parts.append(fp["blas"])
     cbwr = (fp.get("env_vars") or {}).get("MKL_CBWR")
