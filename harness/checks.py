@@ -159,13 +159,19 @@ def data_kind(x) -> tuple[str, str]:
     if vmin < 0:
         med_mean, med_sd = float(np.median(np.abs(mean))), float(np.median(np.sqrt(var)))
         if med_mean < 0.05 and 0.5 < med_sd < 2:
-            return "scaled", f"negative values, gene means ~0 (median |mean| {med_mean:.2g}), sd ~1 (median {med_sd:.2g})"
+            return (
+                "scaled",
+                f"negative values, gene means ~0 (median |mean| {med_mean:.2g}), sd ~1 (median {med_sd:.2g})",
+            )
         return "other", f"negative values (min {vmin:.3g}) but genes are not centered"
     if np.array_equal(vals, np.round(vals)):
         return "raw counts", f"non-negative integers up to {vmax:.0f}"
     sums = _row_sums(x)
     if _constant(sums):
-        return "normalized", f"non-negative, every cell sums to {np.median(sums):.4g} (not log-transformed)"
+        return (
+            "normalized",
+            f"non-negative, every cell sums to {np.median(sums):.4g} (not log-transformed)",
+        )
     if vmax < 30:
         return "log-normalized", f"non-negative, non-integer, max {vmax:.3g} (log scale)"
     return "normalized", f"non-negative, non-integer, max {vmax:.3g}"
@@ -176,7 +182,9 @@ def _constant(sums: np.ndarray) -> bool:
     return m > 0 and float(np.abs(sums - m).max()) <= 1e-3 * m
 
 
-def summarize(x_full, mask_name: str | None, mask: np.ndarray | None, *, source: str, layer: str | None) -> InputSummary:
+def summarize(
+    x_full, mask_name: str | None, mask: np.ndarray | None, *, source: str, layer: str | None
+) -> InputSummary:
     """Describe the matrix PCA sees (``x_full`` masked); the sha256 is that of the masked matrix."""
     from scipy import sparse
 
@@ -199,20 +207,24 @@ def summarize(x_full, mask_name: str | None, mask: np.ndarray | None, *, source:
         zero_variance_genes=int((var == 0).sum()),
         kind=kind,
         kind_evidence=evidence,
-        sha256=matrix_sha256(x if sparse.issparse(x) or x.flags.c_contiguous else np.ascontiguousarray(x)),
+        sha256=matrix_sha256(x),
     )
-    summary.notes.extend(_notes(summary, x))
+    summary.notes.extend(_notes(summary, x_full))
     return summary
 
 
-def _notes(s: InputSummary, x) -> list[str]:
+def _notes(s: InputSummary, x_full) -> list[str]:
     notes = []
     if s.kind == "raw counts":
         notes.append("X looks like raw counts: PCA is usually run after normalize_total and log1p")
     if s.zero_variance_genes:
-        notes.append(f"{s.zero_variance_genes} genes have zero variance (they add nothing to PCA; scale would divide by 0)")
+        notes.append(
+            f"{s.zero_variance_genes} genes have zero variance (they add nothing to PCA; scale would divide by 0)"
+        )
     if s.dtype == "float32":
         notes.append("float32 input: scikit-learn computes in float32 (~7 significant digits)")
-    if s.layout == "dense" and not np.asarray(x).flags.c_contiguous:
-        notes.append("dense X is not C-contiguous: memory order changes BLAS blocking and so the bits")
+    if s.layout == "dense" and not np.asarray(x_full).flags.c_contiguous:
+        notes.append(
+            "the dense matrix is not C-contiguous: memory order changes BLAS blocking and so the bits"
+        )
     return notes

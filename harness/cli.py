@@ -33,25 +33,37 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("table", help="stability tables per environment from an asv results folder")
     p.add_argument("results", help="asv results folder")
     p.add_argument("--format", choices=FORMATS, default="md")
-    p.add_argument("--tolerance", type=float, default=None, help="relative deviation still 'within tolerance'")
+    p.add_argument(
+        "--tolerance", type=float, default=None, help="relative deviation still 'within tolerance'"
+    )
     p.add_argument("--commit", help="only this commit (hash prefix)")
     p.add_argument("--machine", help="only this machine")
     p.add_argument("--out", help="write here (atomically) instead of stdout")
     p.set_defaults(func=_lazy("harness.tables", "cli_table"))
 
-    p = sub.add_parser("crossenv", help="pairwise deviation between environments, from the artifacts")
+    p = sub.add_parser(
+        "crossenv", help="pairwise deviation between environments, from the artifacts"
+    )
     p.add_argument("results")
-    p.add_argument("--baseline", help="environment (name, label or fingerprint key) to compare against")
+    p.add_argument(
+        "--baseline", help="environment (name, label or fingerprint key) to compare against"
+    )
     p.add_argument("--format", choices=FORMATS, default="md")
     p.add_argument("--out")
     p.set_defaults(func=_lazy("harness.crossenv", "cli_crossenv"))
 
-    p = sub.add_parser("compare", help="compare two environments, commits or releases (e.g. scanpy=1.10.4)")
+    p = sub.add_parser(
+        "compare", help="compare two environments, commits or releases (e.g. scanpy=1.10.4)"
+    )
     p.add_argument("a")
     p.add_argument("b")
     p.add_argument("--results", default="results")
-    p.add_argument("--factor", type=float, default=1.1, help="slowdown ratio that fails (default 1.1)")
-    p.add_argument("--tolerance", type=float, default=None, help="relative numerical change that fails")
+    p.add_argument(
+        "--factor", type=float, default=1.1, help="slowdown ratio that fails (default 1.1)"
+    )
+    p.add_argument(
+        "--tolerance", type=float, default=None, help="relative numerical change that fails"
+    )
     p.add_argument("--format", choices=FORMATS, default="md")
     p.set_defaults(func=_lazy("harness.compare", "cli_compare"))
 
@@ -68,7 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _doctor_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", nargs="?", help="an .h5ad file")
-    p.add_argument("--pipeline", metavar="SCRIPT.py", help="run your analysis script twice and find the first difference")
+    p.add_argument(
+        "--pipeline",
+        metavar="SCRIPT.py",
+        help="run your analysis script twice and find the first difference",
+    )
     p.add_argument("--layer")
     p.add_argument("--mask-var")
     p.add_argument("--n-comps", type=int, default=50)

@@ -80,7 +80,12 @@ TAIL = (
     "file",
 )
 RESERVED = frozenset(HEAD + TAIL + FP_COLUMNS) | {"params"}
-_UNIT_BY_PREFIX = (("time_", "seconds"), ("timeraw_", "seconds"), ("peakmem_", "bytes"), ("mem_", "bytes"))
+_UNIT_BY_PREFIX = (
+    ("time_", "seconds"),
+    ("timeraw_", "seconds"),
+    ("peakmem_", "bytes"),
+    ("mem_", "bytes"),
+)
 _NUMPY_SCALAR = re.compile(r"^np\.\w+\((.*)\)$", re.DOTALL)
 
 Warn = Callable[[str], None]
@@ -191,7 +196,9 @@ def read_benchmarks(root: Path, warn: Warn) -> dict[str, BenchmarkInfo]:
         warn(f"{relpath(path, root)}: {err}; parameter names and units are guessed")
         return {}
     if not isinstance(data, dict):
-        warn(f"{relpath(path, root)}: not an asv benchmarks.json; parameter names and units are guessed")
+        warn(
+            f"{relpath(path, root)}: not an asv benchmarks.json; parameter names and units are guessed"
+        )
         return {}
     out = {}
     for name, entry in data.items():
@@ -208,7 +215,11 @@ def read_benchmarks(root: Path, warn: Warn) -> dict[str, BenchmarkInfo]:
 
 
 def _blas_parts(fp: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
-    pools = [p for p in fp.get("threadpools") or [] if isinstance(p, dict) and p.get("user_api") == "blas"]
+    pools = [
+        p
+        for p in fp.get("threadpools") or []
+        if isinstance(p, dict) and p.get("user_api") == "blas"
+    ]
     if pools:
         p = pools[0]
         vendor = {"openblas": "OpenBLAS", "mkl": "MKL", "blis": "BLIS"}.get(
@@ -334,20 +345,20 @@ RECORD_METRICS = (
 RECORD_PARAMS = ("dataset", "layout", "dtype", "svd_solver", "threads")
 
 
-def load_records(path: str | os.PathLike[str], *, warn: Warn | None = None) -> pd.DataFrame:
+def load_records(path: str | os.PathLike[str] | None, *, warn: Warn | None = None) -> pd.DataFrame:
     """The sidecar records (``records/<benchmark>/<params>.jsonl``), one row each.
 
     Columns: machine, commit, env_name, benchmark, check, the parameters (dataset, layout, dtype,
     svd_solver, threads when present), value, unit, status, reason, ``params_key`` (canonical
     JSON of the parameters), the comparison's metrics (:data:`RECORD_METRICS`) and ``sigdigits``
-    (the minimum over components).
+    (the minimum over components). ``path=None`` gives the empty frame.
     """
     import pandas as pd
 
     warn = warn or _default_warn
-    root = Path(path)
     rows = []
-    if root.is_dir():
+    root = Path(path) if path is not None else None
+    if root is not None and root.is_dir():
         for folder in iter_run_folders(root):
             records = folder / "records"
             if not records.is_dir():
@@ -358,7 +369,20 @@ def load_records(path: str | os.PathLike[str], *, warn: Warn | None = None) -> p
                     rows.append(_record_row(rec))
                 except (ValueError, TypeError, AttributeError) as err:
                     warn(f"{relpath(file, root)}: {err}; record ignored")
-    columns = [*RUN_KEY, "benchmark", "check", *RECORD_PARAMS, "value", "unit", "status", "reason", "params_key", *RECORD_METRICS, "sigdigits", "file"]
+    columns = [
+        *RUN_KEY,
+        "benchmark",
+        "check",
+        *RECORD_PARAMS,
+        "value",
+        "unit",
+        "status",
+        "reason",
+        "params_key",
+        *RECORD_METRICS,
+        "sigdigits",
+        "file",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -414,42 +438,205 @@ def iter_result_files(root: Path) -> Iterable[tuple[Path, str]]:
                 yield folder / name, folder.name
 
 
-class _Columns:
-    """Column-wise accumulation of rows, block by block (one block per benchmark of a file)."""
+@dataclass
+class _Block:
+    """One benchmark of one file: where its rows come from."""
 
-    def __init__(self) -> None:
-        self.file_rows: list[dict[str, Any]] = []  # per file: machine, commit, ...
-        self.block_file: list[int] = []
-        self.block_bench: list[int] = []
-        self.block_len: list[int] = []
-        self.block_params: list[dict[str, tuple[Any, ...]]] = []
-        self.block_meta: list[tuple[Any, Any, Any]] = []  # version, started_at, duration
-        self.values: list[Any] = []
-        self.value_arrays: list[Any] = []
-        self.stats: dict[str, list[Any]] = {s: [] for s in STATS}
-        self.samples: list[Any] = []
-        self.bench_names: dict[str, int] = {}
-        self.param_order: dict[str, None] = {}
+    file: int  # index into the part's files
+    bench: str
+    n: int
+    grid: tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]  # param names, asv's repr strings
+    version: Any
+    started_at: float
+    duration: float
+    stats: int  # index into the part's stats arrays, -1 when asv kept none
+    samples: list[Any] | None
 
 
-_GRID_CACHE: dict[tuple[Any, ...], dict[str, tuple[Any, ...]]] = {}
+@dataclass
+class _Part:
+    """What parsing a run of files yields: compact arrays, cheap to send between processes."""
+
+    files: list[dict[str, Any]] = field(default_factory=list)
+    blocks: list[_Block] = field(default_factory=list)
+    values: Any = None  # float64, NaN where asv stored NaN or null
+    failed: Any = None  # bool, True where asv stored null
+    stats: Any = None  # float64 (n_stats_rows, 6)
+    problems: list[str] = field(default_factory=list)
+    n_stats: int = 0
 
 
-def _grid(names: tuple[str, ...], params: list[list[str]]) -> dict[str, tuple[Any, ...]]:
-    """Decoded parameter columns in itertools.product order (asv's order), cached."""
-    key = (names, tuple(map(tuple, params)))
-    grid = _GRID_CACHE.get(key)
-    if grid is None:
-        decoded = [[decode_param(v) for v in p] for p in params]
-        cols = list(zip(*itertools.product(*decoded), strict=True)) if decoded else []
-        grid = dict(zip(names, cols, strict=True))
-        if len(_GRID_CACHE) > 4096:
-            _GRID_CACHE.clear()
-        _GRID_CACHE[key] = grid
-    return grid
+def _number(x: Any) -> float:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else math.nan
 
 
-def _param_names(bench: str, n: int, info: BenchmarkInfo | None) -> tuple[str, ...] | None:
+def _parse_files(items: list[tuple[Path, str, str]], benches: dict[str, BenchmarkInfo]) -> _Part:
+    """Parse result files into a :class:`_Part` (runs in a worker process for large folders)."""
+    import numpy as np
+
+    part = _Part()
+    values: list[Any] = []
+    failed: list[Any] = []
+    stats: list[Any] = []
+    for file, machine_dir, rel in items:
+        try:
+            data = read_json(file)
+        except ValueError as err:
+            part.problems.append(f"{rel}: {err}; skipped")
+            continue
+        _parse_file(part, data, rel, machine_dir, benches, values, failed, stats)
+    part.values = np.concatenate(values) if values else np.empty(0)
+    part.failed = np.concatenate(failed) if failed else np.empty(0, dtype=bool)
+    part.stats = np.vstack(stats) if stats else np.empty((0, len(STATS)))
+    return part
+
+
+def _file_row(data: dict[str, Any], rel: str, machine_dir: str) -> dict[str, Any]:
+    params = data.get("params") if isinstance(data.get("params"), dict) else {}
+    reqs = data.get("requirements") if isinstance(data.get("requirements"), dict) else {}
+    env_vars = data.get("env_vars") if isinstance(data.get("env_vars"), dict) else {}
+    return {
+        "machine": params.get("machine") if isinstance(params.get("machine"), str) else machine_dir,
+        "commit": data["commit_hash"],
+        "env_name": data["env_name"],
+        "date": _number(data.get("date")),
+        "python": str(data.get("python") or params.get("python") or "") or None,
+        "requirements": " ".join(f"{k}=={v}" if v else str(k) for k, v in sorted(reqs.items()))
+        or None,
+        "env_vars": " ".join(f"{k}={v}" for k, v in sorted(env_vars.items())) or None,
+        "file": rel,
+    }
+
+
+def _check_file(data: Any) -> str | None:
+    """Why ``data`` is not asv results of api version 2, or None."""
+    if not isinstance(data, dict) or "results" not in data or "result_columns" not in data:
+        what = "a JSON object" if not isinstance(data, dict) else "'results' and 'result_columns'"
+        return f"not asv results (no {what})"
+    version = data.get("version")
+    if version != API_VERSION:
+        return f"asv results api version {version!r}, this reader knows {API_VERSION}"
+    columns = data.get("result_columns")
+    if (
+        not isinstance(data.get("results"), dict)
+        or not isinstance(columns, list)
+        or "result" not in columns
+        or "params" not in columns
+    ):
+        return "not asv results (malformed 'results' or 'result_columns')"
+    if not isinstance(data.get("commit_hash"), str) or not isinstance(data.get("env_name"), str):
+        return "not asv results (no commit_hash or env_name)"
+    return None
+
+
+def _parse_file(
+    part: _Part,
+    data: Any,
+    rel: str,
+    machine_dir: str,
+    benches: dict[str, BenchmarkInfo],
+    values: list[Any],
+    failed: list[Any],
+    stats: list[Any],
+) -> None:
+    import numpy as np
+
+    why = _check_file(data)
+    if why:
+        part.problems.append(f"{rel}: {why}; skipped")
+        return
+    file_index = len(part.files)
+    part.files.append(_file_row(data, rel, machine_dir))
+    columns = data["result_columns"]
+    pos = {c: i for i, c in enumerate(columns)}
+    i_result, i_params = pos["result"], pos["params"]
+    i_stats = [pos.get(f"stats_{s}") for s in STATS]
+    i_samples, i_version, i_started, i_duration = (
+        pos.get(k) for k in ("samples", "version", "started_at", "duration")
+    )
+    width = len(columns)
+    results = data["results"]
+    for bench in sorted(results):
+        row = results[bench]
+        where = f"{rel}: benchmark {bench}"
+        if not isinstance(row, list):
+            part.problems.append(f"{where}: not a result row; skipped")
+            continue
+        if len(row) < width:
+            row = row + [None] * (width - len(row))
+        p = row[i_params]
+        p = [] if p is None else p
+        if not isinstance(p, list) or not all(isinstance(x, list) for x in p):
+            part.problems.append(f"{where}: malformed params; skipped")
+            continue
+        n = math.prod(len(x) for x in p)
+        info = benches.get(bench)
+        names = _param_names(len(p), info)
+        if names is None:
+            part.problems.append(
+                f"{where}: params changed between runs ({len(p)} in this file, "
+                f"{len(info.param_names)} in benchmarks.json: {', '.join(info.param_names)}); skipped"
+            )
+            continue
+        result = row[i_result]
+        if result is None:
+            result = [None] * n  # asv compresses "every combination failed" to null
+        elif not isinstance(result, list):
+            result = [result]
+        if len(result) != n:
+            part.problems.append(
+                f"{where}: {len(result)} results for {n} parameter combinations; skipped"
+            )
+            continue
+        try:
+            value_array = np.array(result, dtype=float)
+            stat_cols = [row[i] if i is not None else None for i in i_stats]
+            stat_array = None
+            if any(c is not None for c in stat_cols):
+                if not all(c is None or (isinstance(c, list) and len(c) == n) for c in stat_cols):
+                    raise ValueError("stats do not match the parameter grid")
+                stat_array = np.column_stack(
+                    [
+                        np.full(n, np.nan) if c is None else np.array(c, dtype=float)
+                        for c in stat_cols
+                    ]
+                )
+        except (TypeError, ValueError) as err:
+            reason = str(err) if "stats" in str(err) else "non-numeric result"
+            part.problems.append(f"{where}: {reason}; skipped")
+            continue
+        samples = row[i_samples] if i_samples is not None else None
+        if not isinstance(samples, list) or len(samples) != n or all(x is None for x in samples):
+            samples = None
+        grid = (names, tuple(tuple(str(v) for v in x) for x in p))
+        meta = [row[i] if i is not None else None for i in (i_version, i_started, i_duration)]
+        stats_index = -1
+        if stat_array is not None:
+            stats_index = part.n_stats
+            part.n_stats += n
+            stats.append(stat_array)
+        part.blocks.append(
+            _Block(
+                file_index,
+                bench,
+                n,
+                grid,
+                meta[0],
+                _number(meta[1]),
+                _number(meta[2]),
+                stats_index,
+                samples,
+            )
+        )
+        values.append(value_array)
+        failed.append(
+            np.fromiter((v is None for v in result), bool, n)
+            if None in result
+            else np.zeros(n, bool)
+        )
+
+
+def _param_names(n: int, info: BenchmarkInfo | None) -> tuple[str, ...] | None:
     if info is not None and info.param_names is not None:
         return info.param_names if len(info.param_names) == n else None
     return tuple(f"param{i + 1}" for i in range(n))
@@ -459,213 +646,239 @@ def _safe_name(name: str) -> str:
     return f"param_{name}" if name in RESERVED or name.startswith("fp_") else name
 
 
-def _float_list(values: Any, n: int) -> list[Any]:
-    if values is None:
-        return [None] * n
-    if not isinstance(values, list) or len(values) != n:
-        raise ValueError("a stats column does not match the parameter grid")
-    return values
+def _workers(n_files: int) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(cpus, 8, n_files // PARALLEL_MIN_FILES))
 
 
-def _add_file(cols: _Columns, data: Any, rel: str, machine_dir: str, benches: dict[str, BenchmarkInfo], warn: Warn) -> bool:
+#: Folders with fewer files than this per worker are read in this process.
+PARALLEL_MIN_FILES = 400
+
+
+def _parse_parallel(
+    items: list[tuple[Path, str, str]], benches: dict[str, BenchmarkInfo], workers: int
+) -> list[_Part]:
+    """Parse contiguous chunks of ``items`` in worker processes (order is kept)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    if workers <= 1 or "fork" not in mp.get_all_start_methods():
+        return [_parse_files(items, benches)]
+    size = math.ceil(len(items) / workers)
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    try:
+        with ProcessPoolExecutor(
+            max_workers=len(chunks), mp_context=mp.get_context("fork")
+        ) as pool:
+            futures = [pool.submit(_parse_files, c, benches) for c in chunks[1:]]
+            first = _parse_files(chunks[0], benches)  # this process does a share too
+            return [first, *(f.result() for f in futures)]
+    except (OSError, RuntimeError):  # no processes here (sandbox, limits): read serially
+        return [_parse_files(items, benches)]
+
+
+def _merge(parts: list[_Part]) -> _Part:
     import numpy as np
 
-    if not isinstance(data, dict) or "results" not in data or "result_columns" not in data:
-        missing = "a JSON object" if not isinstance(data, dict) else "'results' and 'result_columns'"
-        warn(f"{rel}: not asv results (no {missing}); skipped")
-        return False
-    version = data.get("version")
-    if version != API_VERSION:
-        warn(f"{rel}: asv results api version {version!r}, this reader knows {API_VERSION}; skipped")
-        return False
-    results, columns = data.get("results"), data.get("result_columns")
-    commit, env_name = data.get("commit_hash"), data.get("env_name")
-    if not isinstance(results, dict) or not isinstance(columns, list) or "result" not in columns or "params" not in columns:
-        warn(f"{rel}: not asv results (malformed 'results' or 'result_columns'); skipped")
-        return False
-    if not isinstance(commit, str) or not isinstance(env_name, str):
-        warn(f"{rel}: not asv results (no commit_hash or env_name); skipped")
-        return False
-    params = data.get("params") if isinstance(data.get("params"), dict) else {}
-    machine = params.get("machine") if isinstance(params.get("machine"), str) else machine_dir
-    reqs = data.get("requirements") if isinstance(data.get("requirements"), dict) else {}
-    env_vars = data.get("env_vars") if isinstance(data.get("env_vars"), dict) else {}
-    file_index = len(cols.file_rows)
-    cols.file_rows.append(
-        {
-            "machine": machine,
-            "commit": commit,
-            "env_name": env_name,
-            "date": data.get("date") if isinstance(data.get("date"), (int, float)) else None,
-            "python": str(data.get("python") or params.get("python") or "") or None,
-            "requirements": " ".join(f"{k}=={v}" if v else str(k) for k, v in sorted(reqs.items())) or None,
-            "env_vars": " ".join(f"{k}={v}" for k, v in sorted(env_vars.items())) or None,
-            "file": rel,
-        }
-    )
-    pos = {c: i for i, c in enumerate(columns)}
-    i_result, i_params = pos["result"], pos["params"]
-    i_stats = [pos.get(f"stats_{s}") for s in STATS]
-    i_samples, i_version, i_started, i_duration = (pos.get(k) for k in ("samples", "version", "started_at", "duration"))
-    width = len(columns)
-    for bench in sorted(results):
-        row = results[bench]
-        if not isinstance(row, list):
-            warn(f"{rel}: benchmark {bench}: not a result row; skipped")
-            continue
-        if len(row) < width:
-            row = row + [None] * (width - len(row))
-        p = row[i_params]
-        p = [] if p is None else p
-        if not isinstance(p, list) or not all(isinstance(x, list) for x in p):
-            warn(f"{rel}: benchmark {bench}: malformed params; skipped")
-            continue
-        n = math.prod(len(x) for x in p)
-        info = benches.get(bench)
-        names = _param_names(bench, len(p), info)
-        if names is None:
-            warn(
-                f"{rel}: benchmark {bench}: params changed between runs ({len(p)} in this file, "
-                f"{len(info.param_names)} in benchmarks.json: {', '.join(info.param_names)}); skipped"
+    if len(parts) == 1:
+        return parts[0]
+    out = _Part()
+    stats_offset = 0
+    for part in parts:
+        file_offset = len(out.files)
+        out.files.extend(part.files)
+        out.problems.extend(part.problems)
+        for b in part.blocks:
+            b.file += file_offset
+            if b.stats >= 0:
+                b.stats += stats_offset
+            out.blocks.append(b)
+        stats_offset += len(part.stats)
+    out.values = np.concatenate([p.values for p in parts])
+    out.failed = np.concatenate([p.failed for p in parts])
+    out.stats = np.vstack([p.stats for p in parts])
+    return out
+
+
+class _ParamColumn:
+    """One parameter's values: codes into the distinct asv repr strings, decoded once each."""
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+        self.decoded: list[Any] = []
+
+    def code(self, text: str) -> int:
+        c = self.codes.get(text)
+        if c is None:
+            c = self.codes[text] = len(self.decoded)
+            self.decoded.append(decode_param(text))
+        return c
+
+    def build(self, codes: Any) -> Any:
+        """The typed column: int64/Int64, float64, bool, a Categorical of strings, else objects."""
+        import numpy as np
+        import pandas as pd
+
+        vals = self.decoded
+        missing = codes < 0
+        if vals and all(type(v) is int for v in vals):
+            data = np.asarray(vals, dtype=np.int64)[np.where(missing, 0, codes)]
+            return pd.arrays.IntegerArray(data, missing) if missing.any() else data
+        if vals and all(type(v) in (int, float) for v in vals):
+            return np.where(
+                missing, np.nan, np.asarray(vals, dtype=float)[np.where(missing, 0, codes)]
             )
-            continue
-        result = row[i_result]
-        if result is None:
-            result = [None] * n  # every combination failed
-        elif not isinstance(result, list):
-            result = [result]
-        if len(result) != n:
-            warn(f"{rel}: benchmark {bench}: {len(result)} results for {n} parameter combinations; skipped")
-            continue
-        try:
-            value_array = np.array(result, dtype=float)
-            stats = [_float_list(row[i] if i is not None else None, n) for i in i_stats]
-            stat_arrays = [np.array(s, dtype=float) for s in stats]
-        except (TypeError, ValueError) as err:
-            reason = str(err) if "stats column" in str(err) else "non-numeric result"
-            warn(f"{rel}: benchmark {bench}: {reason}; skipped")
-            continue
-        samples = row[i_samples] if i_samples is not None else None
-        if not isinstance(samples, list) or len(samples) != n:
-            samples = [None] * n
-        grid = _grid(names, p)
-        for name in names:
-            cols.param_order.setdefault(name, None)
-        cols.block_file.append(file_index)
-        cols.block_bench.append(cols.bench_names.setdefault(bench, len(cols.bench_names)))
-        cols.block_len.append(n)
-        cols.block_params.append(grid)
-        cols.block_meta.append(tuple(row[i] if i is not None else None for i in (i_version, i_started, i_duration)))
-        cols.values.extend(result)
-        cols.value_arrays.append(value_array)
-        for s, arr in zip(STATS, stat_arrays, strict=True):
-            cols.stats[s].append(arr)
-        cols.samples.extend(samples)
-    return True
+        if vals and all(type(v) is str for v in vals):
+            return (
+                pd.Categorical.from_codes(codes, pd.Index(vals, dtype=object))
+                if len(set(vals)) == len(vals)
+                else _objects(vals, codes)
+            )
+        return _objects(vals, codes)
 
 
-def _categorical(per_file: list[Any], file_codes: Any) -> Any:
+def _objects(vals: list[Any], codes: Any) -> Any:
+    import numpy as np
+
+    arr = np.empty(len(vals) + 1, dtype=object)
+    arr[: len(vals)] = vals
+    arr[len(vals)] = None
+    return arr[np.where(codes < 0, len(vals), codes)]
+
+
+def _grid_codes(
+    grid: tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], params: dict[str, _ParamColumn]
+) -> dict[str, Any]:
+    """Per parameter name, the codes of every combination of a grid, in itertools.product order."""
+    import numpy as np
+
+    names, values = grid
+    if not names:
+        return {}
+    per_dim = [
+        np.asarray([params.setdefault(nm, _ParamColumn()).code(v) for v in vs], dtype=np.int32)
+        for nm, vs in zip(names, values, strict=True)
+    ]
+    idx = np.indices([len(v) for v in values]).reshape(len(values), -1)
+    return {nm: per_dim[d][idx[d]] for d, nm in enumerate(names)}
+
+
+def _per_file(values: list[Any], file_codes: Any) -> Any:
+    """A per-file value spread over the rows: Categorical for strings, float for numbers."""
     import numpy as np
     import pandas as pd
 
-    cat = pd.Categorical(per_file)
-    return pd.Categorical.from_codes(np.asarray(cat.codes)[file_codes], cat.categories)
+    if all(v is None or isinstance(v, str) for v in values):
+        cat = pd.Categorical(values)
+        return pd.Categorical.from_codes(np.asarray(cat.codes)[file_codes], cat.categories)
+    if all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values):
+        arr = np.asarray([np.nan if v is None else v for v in values], dtype=float)[file_codes]
+        if all(v is None or isinstance(v, int) for v in values):
+            mask = np.isnan(arr)
+            return pd.arrays.IntegerArray(np.where(mask, 0, arr).astype(np.int64), mask)
+        return arr
+    return _objects(values, np.asarray(file_codes))
 
 
-def _object_take(per_file: list[Any], codes: Any) -> Any:
-    import numpy as np
-
-    arr = np.empty(len(per_file), dtype=object)
-    arr[:] = per_file
-    return arr[codes]
-
-
-def _frame(cols: _Columns, benches: dict[str, BenchmarkInfo], fps: Fingerprints, root: Path, warn: Warn) -> pd.DataFrame:
+def _frame(
+    part: _Part, benches: dict[str, BenchmarkInfo], fps: Fingerprints, warn: Warn
+) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    lens = np.asarray(cols.block_len, dtype=np.int64)
+    blocks = part.blocks
+    lens = np.asarray([b.n for b in blocks], dtype=np.int64)
     n_rows = int(lens.sum())
-    file_codes = np.repeat(np.asarray(cols.block_file, dtype=np.int64), lens)
-    bench_codes = np.repeat(np.asarray(cols.block_bench, dtype=np.int64), lens)
-    bench_list = sorted(cols.bench_names, key=cols.bench_names.__getitem__)
+    block_of_row = np.repeat(np.arange(len(blocks)), lens)
+    file_codes = np.asarray([b.file for b in blocks], dtype=np.int64)[block_of_row]
     out: dict[str, Any] = {}
     for key in RUN_KEY:
-        out[key] = _categorical([f[key] for f in cols.file_rows], file_codes)
-    out["benchmark"] = pd.Categorical.from_codes(bench_codes, bench_list) if n_rows else pd.Categorical([])
+        out[key] = _per_file([f[key] for f in part.files], file_codes)
+    bench_list = sorted({b.bench for b in blocks})
+    bench_index = {b: i for i, b in enumerate(bench_list)}
+    bench_codes = np.asarray([bench_index[b.bench] for b in blocks], dtype=np.int64)[block_of_row]
+    out["benchmark"] = pd.Categorical.from_codes(bench_codes, bench_list)
 
-    for name in cols.param_order:
-        parts: list[Any] = []
-        for grid, n in zip(cols.block_params, cols.block_len, strict=True):
-            col = grid.get(name)
-            parts.extend(col if col is not None else itertools.repeat(None, n))
-        arr = np.empty(n_rows, dtype=object)
-        arr[:] = parts
-        out[_safe_name(name)] = arr
+    params: dict[str, _ParamColumn] = {}
+    grid_cache: dict[Any, dict[str, Any]] = {}
+    grids = [
+        grid_cache.get(b.grid) or grid_cache.setdefault(b.grid, _grid_codes(b.grid, params))
+        for b in blocks
+    ]
+    for name in params:
+        parts = [
+            g.get(name) if name in g else np.full(b.n, -1, dtype=np.int32)
+            for g, b in zip(grids, blocks, strict=True)
+        ]
+        codes = np.concatenate(parts) if parts else np.empty(0, dtype=np.int32)
+        out[_safe_name(name)] = params[name].build(codes)
 
-    values = np.concatenate(cols.value_arrays) if cols.value_arrays else np.empty(0)
+    values = part.values
     out["value"] = values
     units = [unit_for(b, benches[b].unit if b in benches else None) for b in bench_list]
-    out["unit"] = _unit_column(units, bench_codes)
-    failed = np.fromiter((v is None for v in cols.values), dtype=bool, count=n_rows)
-    status = np.where(failed, 2, np.where(np.isnan(values), 1, 0))
+    unit_cats = sorted({u for u in units if u})
+    lookup = np.asarray([unit_cats.index(u) if u else -1 for u in units] + [-1], dtype=np.int64)
+    out["unit"] = pd.Categorical.from_codes(
+        lookup[bench_codes] if n_rows else np.empty(0, np.int64), unit_cats
+    )
+    status = np.where(part.failed, 2, np.where(np.isnan(values), 1, 0))
     out["status"] = pd.Categorical.from_codes(status, ["ok", "skipped", "failed"])
     out["reason"] = np.full(n_rows, None, dtype=object)
-    for s in STATS:
-        arr = np.concatenate(cols.stats[s]) if cols.stats[s] else np.empty(0)
-        out[s] = pd.array(arr, dtype="Int64") if s in ("number", "repeat") else arr
-    samples = np.empty(n_rows, dtype=object)
-    samples[:] = cols.samples
-    out["samples"] = samples
-    for j, key in enumerate(("version", "started_at", "duration")):
-        out[key] = _object_take([m[j] for m in cols.block_meta], np.repeat(np.arange(len(lens)), lens))
-    out["started_at"] = pd.to_datetime(pd.array(out["started_at"], dtype="Float64").astype("float64"), unit="ms", utc=True)
-    out["duration"] = pd.array(out["duration"], dtype="Float64").astype("float64") if n_rows else np.empty(0)
-    dates = pd.array([f["date"] for f in cols.file_rows], dtype="Float64").astype("float64")
-    out["date"] = pd.to_datetime(np.asarray(dates)[file_codes], unit="ms", utc=True)
-    for key in ("python", "requirements", "env_vars", "file"):
-        out[key] = _categorical([f[key] for f in cols.file_rows], file_codes)
-
-    fp_rows = _file_fingerprints(cols, fps, root, warn)
-    fp_names = list(FP_COLUMNS) + [column_name(d) for d in FP_PACKAGES]
-    for row in fp_rows:
-        for k in row:
-            if k not in fp_names:
-                fp_names.append(k)
-    fp_names = [*FP_COLUMNS, *sorted(set(fp_names) - set(FP_COLUMNS))]
-    for k in fp_names:
-        per_file = [row.get(k) for row in fp_rows]
-        if k in ("fp_threads", "fp_cpu_count"):
-            out[k] = pd.array(np.asarray([np.nan if v is None else v for v in per_file], dtype=float)[file_codes], dtype="Int64") if n_rows else pd.array([], dtype="Int64")
+    stats = np.full((n_rows, len(STATS)), np.nan)
+    starts = np.concatenate([[0], np.cumsum(lens)[:-1]]) if len(blocks) else np.empty(0, np.int64)
+    for b, start in zip(blocks, starts, strict=True):
+        if b.stats >= 0:
+            stats[start : start + b.n] = part.stats[b.stats : b.stats + b.n]
+    for j, s in enumerate(STATS):
+        col = stats[:, j]
+        if s in ("number", "repeat"):
+            mask = np.isnan(col)
+            out[s] = pd.arrays.IntegerArray(np.where(mask, 0, col).astype(np.int64), mask)
         else:
-            out[k] = _object_take(per_file, file_codes)
+            out[s] = col
+    samples = np.full(n_rows, None, dtype=object)
+    for b, start in zip(blocks, starts, strict=True):
+        if b.samples is not None:
+            samples[start : start + b.n] = b.samples
+    out["samples"] = samples
+    out["version"] = _per_file(
+        [b.version if isinstance(b.version, str) else None for b in blocks], block_of_row
+    )
+    out["started_at"] = pd.to_datetime(
+        np.asarray([b.started_at for b in blocks], dtype=float)[block_of_row], unit="ms", utc=True
+    )
+    out["duration"] = np.asarray([b.duration for b in blocks], dtype=float)[block_of_row]
+    out["date"] = pd.to_datetime(
+        np.asarray([f["date"] for f in part.files] + [np.nan], dtype=float)[file_codes],
+        unit="ms",
+        utc=True,
+    )
+    for key in ("python", "requirements", "env_vars", "file"):
+        out[key] = _per_file([f[key] for f in part.files], file_codes)
 
-    frame = pd.DataFrame(out)
-    params = [_safe_name(n) for n in cols.param_order]
-    frame = frame[[*HEAD, *params, *TAIL, *fp_names]]
-    frame.attrs["params"] = params
+    fp_rows = _file_fingerprints(part, fps, warn)
+    names = {column_name(d) for d in FP_PACKAGES} | {k for row in fp_rows for k in row}
+    fp_names = [*FP_COLUMNS, *sorted(names - set(FP_COLUMNS))]
+    for k in fp_names:
+        out[k] = _per_file([row.get(k) for row in fp_rows], file_codes)
+
+    param_cols = [_safe_name(n) for n in params]
+    frame = pd.DataFrame({k: out[k] for k in (*HEAD, *param_cols, *TAIL, *fp_names)}, copy=False)
+    frame.attrs["params"] = param_cols
     return frame
 
 
-def _unit_column(units: list[str | None], bench_codes: Any) -> Any:
-    import numpy as np
-    import pandas as pd
-
-    cats = sorted({u for u in units if u})
-    lookup = np.asarray([cats.index(u) if u else -1 for u in units] or [0], dtype=np.int64)
-    codes = lookup[bench_codes] if len(bench_codes) else np.empty(0, dtype=np.int64)
-    return pd.Categorical.from_codes(codes, cats)
-
-
-def _file_fingerprints(cols: _Columns, fps: Fingerprints, root: Path, warn: Warn) -> list[dict[str, Any]]:
+def _file_fingerprints(part: _Part, fps: Fingerprints, warn: Warn) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     cache: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for f in cols.file_rows:
+    for f in part.files:
         key = (f["machine"], f["commit"], f["env_name"])
         if key not in cache:
             fp = fps.find(*key)
             if fp is None and key[0] in fps.machines_with_sidecars:
-                warn(f"{f['file']}: no harness fingerprint for this run; fingerprint columns left empty")
+                warn(
+                    f"{f['file']}: no harness fingerprint for this run; fingerprint columns left empty"
+                )
             cache[key] = fingerprint_columns(fp)
         rows.append(cache[key])
     return rows
@@ -680,7 +893,15 @@ def attach_reasons(frame: pd.DataFrame, records: pd.DataFrame) -> None:
         return
     lookup = {
         (m, c, e, b, k): r
-        for m, c, e, b, k, r in zip(rec["machine"], rec["commit"], rec["env_name"], rec["benchmark"], rec["params_key"], rec["reason"], strict=True)
+        for m, c, e, b, k, r in zip(
+            rec["machine"],
+            rec["commit"],
+            rec["env_name"],
+            rec["benchmark"],
+            rec["params_key"],
+            rec["reason"],
+            strict=True,
+        )
     }
     benches = set(rec["benchmark"])
     mask = (frame["status"] != "ok").to_numpy() & frame["benchmark"].isin(benches).to_numpy()
@@ -697,7 +918,11 @@ def attach_reasons(frame: pd.DataFrame, records: pd.DataFrame) -> None:
 
 
 def _orig(name: str) -> str:
-    return name[len("param_") :] if name.startswith("param_") and name[len("param_") :] in RESERVED else name
+    return (
+        name[len("param_") :]
+        if name.startswith("param_") and name[len("param_") :] in RESERVED
+        else name
+    )
 
 
 # --- the entry point ---------------------------------------------------------------------------
@@ -711,9 +936,16 @@ class Loaded:
     files: int
     problems: list[str]
     root: Path
+    records: pd.DataFrame
 
 
-def scan(path: str | os.PathLike[str], *, warn: Warn | None = None, records: bool = True) -> Loaded:
+def scan(
+    path: str | os.PathLike[str],
+    *,
+    warn: Warn | None = None,
+    records: bool = True,
+    parallel: bool = True,
+) -> Loaded:
     """Read a results folder (see :func:`load_results`); also return the count of files read."""
     problems: list[str] = []
     sink = warn or _default_warn
@@ -728,27 +960,30 @@ def scan(path: str | os.PathLike[str], *, warn: Warn | None = None, records: boo
 
         raise HarnessError(f"{root}: no such file or directory")
     base = root if root.is_dir() else root.parent
-    bench_root = base if (base / "benchmarks.json").is_file() or (root.is_dir() and not (root / "machine.json").is_file()) else base.parent
+    bench_root = (
+        base
+        if (base / "benchmarks.json").is_file()
+        or (root.is_dir() and not (root / "machine.json").is_file())
+        else base.parent
+    )
     benches = read_benchmarks(bench_root, report)
     fps_root = bench_root if bench_root.is_dir() else base
     fps = load_fingerprints(fps_root, warn=report)
-    cols = _Columns()
-    files = 0
-    for file, machine_dir in iter_result_files(root):
-        rel = relpath(file, bench_root)
-        try:
-            data = read_json(file)
-        except ValueError as err:
-            report(f"{rel}: {err}; skipped")
-            continue
-        if _add_file(cols, data, rel, machine_dir, benches, report):
-            files += 1
-    frame = _frame(cols, benches, fps, bench_root, report)
-    if records and fps.machines_with_sidecars:
-        attach_reasons(frame, load_records(fps_root, warn=report))
+    items = [(f, m, relpath(f, bench_root)) for f, m in iter_result_files(root)]
+    part = _merge(_parse_parallel(items, benches, _workers(len(items)) if parallel else 1))
+    for line in part.problems:
+        report(line)
+    files = len(part.files)
+    frame = _frame(part, benches, fps, report)
+    recs = (
+        load_records(fps_root, warn=report)
+        if records and fps.machines_with_sidecars
+        else load_records(None)
+    )
+    attach_reasons(frame, recs)
     frame.attrs["files"] = files
     frame.attrs["problems"] = list(problems)
-    return Loaded(frame, files, problems, bench_root)
+    return Loaded(frame, files, problems, bench_root, recs)
 
 
 def load_results(path: str | os.PathLike[str], *, warn: Warn | None = None) -> pd.DataFrame:
@@ -787,4 +1022,6 @@ def run_label(run: dict[str, Any]) -> str:
     reqs = run.get("requirements")
     if isinstance(reqs, str) and reqs:
         parts.append(reqs.replace(" ", " · ").replace("==", " ") + " (requested)")
-    return " · ".join(parts) + " (no fingerprint)" if parts else "unknown environment (no fingerprint)"
+    return (
+        " · ".join(parts) + " (no fingerprint)" if parts else "unknown environment (no fingerprint)"
+    )

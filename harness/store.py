@@ -52,7 +52,9 @@ class RunKey:
     env_name: str
 
     def folder(self, results_dir: Path) -> Path:
-        return results_dir / self.machine / HARNESS_DIR / f"{self.commit[:8]}-{env_key(self.env_name)}"
+        return (
+            results_dir / self.machine / HARNESS_DIR / f"{self.commit[:8]}-{env_key(self.env_name)}"
+        )
 
     def to_dict(self) -> dict[str, str]:
         return {"machine": self.machine, "commit": self.commit, "env_name": self.env_name}
@@ -79,7 +81,9 @@ def results_dir() -> Path:
     conf_dir = Path(os.environ.get("ASV_CONF_DIR", "."))
     try:
         text = (conf_dir / "asv.conf.json").read_text()
-        conf = json.loads("\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//")))
+        conf = json.loads(
+            "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
+        )
         return conf_dir / conf.get("results_dir", "results")
     except (OSError, ValueError):
         return conf_dir / "results"
@@ -104,10 +108,18 @@ def write_once(path: Path, records: list[dict[str, Any]]) -> None:
         io.write_jsonl(path, records)
 
 
-def write_record(benchmark: str, params: dict[str, Any], value: float | None, record: dict[str, Any]) -> Path:
+def write_record(
+    benchmark: str, params: dict[str, Any], value: float | None, record: dict[str, Any]
+) -> Path:
     """Store the full record behind one track_ value, keyed by benchmark and params."""
     folder = current_folder() / "records" / benchmark
-    line = {**current().to_dict(), "benchmark": benchmark, "params": params, "value": value, **record}
+    line = {
+        **current().to_dict(),
+        "benchmark": benchmark,
+        "params": params,
+        "value": value,
+        **record,
+    }
     path = folder / f"{params_key(params)}.jsonl"
     io.write_jsonl(path, [line])
     return path
