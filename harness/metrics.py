@@ -25,6 +25,9 @@ Label = Literal["identical", "explained", "unexplained"]
 
 #: Slack on the Davis-Kahan bound, see :func:`classify_components`.
 SAFETY = 10.0
+#: How far beyond rounding (c * u * lambda_1) the eigenvalues may move and still count as a
+#: perturbation of the input; past it the solve itself is approximate, see classify_components.
+ROUNDING_CEILING = 1e3
 #: Leading components whose subspace angle is reported as ``angle_k10_deg``.
 K_LEADING = 10
 
@@ -177,6 +180,15 @@ def _norm_e(a: PCAResult, b: PCAResult, unit_roundoff: float | None) -> float:
     return perturbation_norm(a.variance, b.variance, a.loadings.shape[0], u)
 
 
+def _beyond_rounding(
+    a: PCAResult, b: PCAResult, norm_e: float, unit_roundoff: float | None
+) -> bool:
+    """True when ||E|| exceeds ROUNDING_CEILING times the rounding term of perturbation_norm."""
+    u = unit_roundoff if unit_roundoff is not None else unit_roundoff_of(a.loadings, b.loadings)
+    lam1 = float(np.abs(np.concatenate([a.variance, b.variance])).max(initial=0.0))
+    return norm_e > ROUNDING_CEILING * math.sqrt(a.loadings.shape[0]) * u * lam1
+
+
 def _component_identical(ref: PCAResult, aligned: PCAResult) -> np.ndarray:
     return np.array(
         [
@@ -189,10 +201,17 @@ def _component_identical(ref: PCAResult, aligned: PCAResult) -> np.ndarray:
 
 
 def _labels(
-    identical: np.ndarray, sin_theta: np.ndarray, gaps: np.ndarray, norm_e: float, safety: float
+    identical: np.ndarray,
+    sin_theta: np.ndarray,
+    gaps: np.ndarray,
+    norm_e: float,
+    safety: float,
+    approximate: bool = False,
 ) -> list[Label]:
     with np.errstate(divide="ignore", invalid="ignore"):
         bound = np.where(gaps == 0, np.inf, safety * norm_e / gaps)
+    if approximate:
+        bound = np.zeros_like(bound)
     out: list[Label] = []
     for same, s, b in zip(identical, sin_theta, bound, strict=True):
         out.append("identical" if same else "explained" if s <= b else "unexplained")
@@ -232,15 +251,21 @@ def classify_components(
     O(1) constant hidden in p(n). "Unexplained" means: more than the rounding of a backward-stable
     solver explains (truncated iterations, different input, a bug). ||E|| is one number for all
     components, so one eigenvalue that moved (the last of an unconverged randomized solve) widens
-    every bound; :attr:`Comparison.norm_e_rel` tells rounding-sized ||E|| from that.
+    every bound. So when ||E|| exceeds ROUNDING_CEILING (1e3) times the rounding term, the
+    eigenvalues themselves disagree by more than any backward-stable solve of (a rounding of) the
+    same input could make them, the results are not two exact answers for nearby matrices, and
+    every non-identical component is "unexplained" (randomized vs arpack is the typical case).
+    :attr:`Comparison.norm_e_rel` reports the ||E|| / lambda_1 behind the verdicts.
     """
     aligned, _ = align_signs(ref, other)
+    norm_e = _norm_e(ref, other, unit_roundoff)
     return _labels(
         _component_identical(ref, aligned),
         component_sin_theta(ref.loadings, aligned.loadings),
         absolute_eigengaps(_mean_spectrum(ref, other)),
-        _norm_e(ref, other, unit_roundoff),
+        norm_e,
         safety,
+        _beyond_rounding(ref, other, norm_e, unit_roundoff),
     )
 
 
