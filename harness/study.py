@@ -1,0 +1,226 @@
+"""The published study: every environment of asv.conf.json's matrix, one asv run each, resumable.
+
+asv cannot run one entry of its matrix by name, so each step writes a one-environment copy of
+asv.conf.json (absolute paths, same results and env folders) and runs asv on it with
+``--skip-existing-successful``: a step that already has its results is skipped, and an
+interrupted study resumes where it stopped. An environment that fails to install leaves a
+'failed to install' record with the reason, so it is never silently missing from the tables.
+
+    python -m harness.study [--list] [--only REGEX] [--commit REV] [--machine NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import io, store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One environment of the matrix: Python, requirements, and variables set at run time."""
+
+    python: str
+    req: dict[str, str]
+    env_nobuild: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env_name(self) -> str:
+        """asv's name for this environment (results files carry it)."""
+        from asv.environment import get_env_name
+
+        tagged = {("env", k): v for k, v in self.env.items()} | {
+            ("env_nobuild", k): v for k, v in self.env_nobuild.items()
+        }
+        return get_env_name("virtualenv", self.python, self.req, tagged)
+
+    def describe(self) -> str:
+        parts = [f"py{self.python}"] + [f"{k}=={v}" for k, v in sorted(self.req.items()) if v]
+        parts += [f"{k}={v}" for k, v in sorted({**self.env, **self.env_nobuild}.items())]
+        return " ".join(parts)
+
+
+def load_conf(path: Path) -> dict[str, Any]:
+    """asv.conf.json as asv reads it (it allows // comments)."""
+    text = path.read_text()
+    return json.loads(
+        "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("//"))
+    )
+
+
+def steps(conf_path: Path) -> list[Step]:
+    """Every environment asv would build from the matrix, its excludes and includes, in order."""
+    from asv.config import Config
+    from asv.environment import iter_matrix
+
+    conf = Config.load(str(conf_path))
+    out = []
+    for combo in iter_matrix(conf.environment_type, conf.pythons, conf):
+        grouped: dict[str, dict[str, str]] = {"req": {}, "env": {}, "env_nobuild": {}}
+        python = ""
+        for (kind, key), value in combo.items():
+            if kind == "python":
+                python = value
+            elif kind in grouped:
+                grouped[kind][key] = value or ""
+        out.append(Step(python, grouped["req"], grouped["env_nobuild"], grouped["env"]))
+    return out
+
+
+def step_conf(conf: dict[str, Any], step: Step, root: Path) -> dict[str, Any]:
+    """A one-environment asv config for ``step``; folders stay those of the real config."""
+    one = dict(conf)
+    one.update(
+        repo=str(root),
+        benchmark_dir=str(root / conf.get("benchmark_dir", "benchmarks")),
+        results_dir=str(root / conf.get("results_dir", "results")),
+        env_dir=str(root / conf.get("env_dir", "env")),
+        html_dir=str(root / conf.get("html_dir", "html")),
+        pythons=[step.python],
+        matrix={
+            "req": {k: [v] for k, v in step.req.items()},
+            "env": {k: [v] for k, v in step.env.items()},
+            "env_nobuild": {k: [v] for k, v in step.env_nobuild.items()},
+        },
+        include=[],
+        exclude=[],
+    )
+    return one
+
+
+def _failure_path(results_dir: Path, machine: str, commit: str, step: Step) -> Path:
+    return (
+        results_dir
+        / machine
+        / store.HARNESS_DIR
+        / "study"
+        / f"{commit[:8]}-{store.env_key(step.env_name)}.jsonl"
+    )
+
+
+def has_results(results_dir: Path, machine: str, commit: str, step: Step) -> bool:
+    """True when asv already saved results of this commit and environment."""
+    folder = results_dir / machine
+    for path in folder.glob(f"{commit[:8]}-*.json"):
+        try:
+            if json.loads(path.read_text()).get("env_name") == step.env_name:
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
+
+
+def run_step(
+    step: Step, conf: dict[str, Any], commit: str, machine: str, root: Path, log_dir: Path
+) -> str:
+    """Run asv for one environment; return 'done', or 'failed to install' (recorded with the reason)."""
+    conf_path = log_dir / f"{store.env_key(step.env_name)}.asv.conf.json"
+    io.write_text(conf_path, json.dumps(step_conf(conf, step, root), indent=2))
+    cmd = [
+        sys.executable,
+        "-m",
+        "asv",
+        "run",
+        f"{commit}^!",
+        "--config",
+        str(conf_path),
+        "--machine",
+        machine,
+        "--launch-method",
+        "forkserver",
+        "--skip-existing-successful",
+        "--show-stderr",
+    ]
+    log = log_dir / f"{store.env_key(step.env_name)}.log"
+    with open(log, "w") as fh:
+        proc = subprocess.run(cmd, cwd=root, stdout=fh, stderr=subprocess.STDOUT, check=False)
+    results_dir = Path(step_conf(conf, step, root)["results_dir"])
+    if has_results(results_dir, machine, commit, step):
+        _failure_path(results_dir, machine, commit, step).unlink(missing_ok=True)
+        return "done"
+    tail = log.read_text(errors="replace").splitlines()[-15:]
+    reason = next(
+        (line.strip() for line in reversed(tail) if "rror" in line), f"asv exited {proc.returncode}"
+    )
+    record = {
+        "machine": machine,
+        "commit": commit,
+        "env_name": step.env_name,
+        "status": "failed to install",
+        "reason": reason,
+        "requirements": step.req,
+        "env_nobuild": step.env_nobuild,
+        "python": step.python,
+        "log": str(log),
+    }
+    io.write_jsonl(_failure_path(results_dir, machine, commit, step), [record])
+    return "failed to install"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.study", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--config", default=str(ROOT / "asv.conf.json"))
+    parser.add_argument("--only", help="regular expression on the environment description")
+    parser.add_argument(
+        "--list", action="store_true", help="list the environments and whether they are done"
+    )
+    parser.add_argument("--commit", default="HEAD")
+    parser.add_argument("--machine", default=store.machine_name())
+    args = parser.parse_args(argv)
+
+    from tqdm import tqdm
+
+    conf_path = Path(args.config).resolve()
+    conf = load_conf(conf_path)
+    root = conf_path.parent
+    commit = subprocess.run(
+        ["git", "rev-parse", args.commit], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    results_dir = root / conf.get("results_dir", "results")
+    todo = [s for s in steps(conf_path) if not args.only or re.search(args.only, s.describe())]
+    if args.list:
+        for s in todo:
+            print(
+                ("done " if has_results(results_dir, args.machine, commit, s) else "todo ")
+                + s.describe()
+            )
+        return 0
+    log_dir = root / ".asv" / "study-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("HARNESS_MACHINE", args.machine)
+    subprocess.run(
+        [sys.executable, "-m", "asv", "machine", "--yes", "--machine", args.machine],
+        cwd=root,
+        capture_output=True,
+        check=False,
+    )
+    failed = 0
+    bar = tqdm(todo, unit="env", file=sys.stderr)
+    for s in bar:
+        bar.set_description(s.describe()[:60])
+        if has_results(results_dir, args.machine, commit, s):
+            continue
+        outcome = run_step(s, conf, commit, args.machine, root, log_dir)
+        failed += outcome != "done"
+        bar.write(f"{outcome}: {s.describe()}")
+    print(
+        f"{len(todo) - failed} of {len(todo)} environments have results; {failed} failed to install (see results/*/harness/study/)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
