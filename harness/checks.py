@@ -173,7 +173,7 @@ def data_kind(x) -> tuple[str, str]:
             f"non-negative, every cell sums to {np.median(sums):.4g} (not log-transformed)",
         )
     if vmax < 30:
-        return "log-normalized", f"non-negative, non-integer, max {vmax:.3g} (log scale)"
+        return "log-normalized", f"non-negative, non-integer, max {vmax:.3g}: log scale"
     return "normalized", f"non-negative, non-integer, max {vmax:.3g}"
 
 

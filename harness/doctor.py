@@ -17,14 +17,19 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.checks import InputSummary
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.pca import PCAResult
 
 PCA_SOLVERS = ("arpack", "randomized", "full", "covariance_eigh")
 TSVD_SOLVERS = ("arpack", "randomized")
@@ -118,7 +123,7 @@ class Effect:
 class DoctorReport:
     """The diagnosis: input, call, environment, verdict, ranked factors, explained PCs, fixes."""
 
-    input: Any
+    input: InputSummary
     call: Call
     environment: dict[str, Any]
     reproducible: bool
@@ -204,8 +209,16 @@ def _check_call(svd_solver: str | None, pca_kwargs: dict[str, Any]) -> None:
 
 
 def _resolve_call(
-    layout, n_comps, svd_solver, random_state, zero_center, layer, mask_name, extra
+    layout: str,
+    n_comps: int,
+    svd_solver: str | None,
+    random_state: int | None,
+    zero_center: bool,
+    layer: str | None,
+    mask_name: str | None,
+    extra: dict[str, Any],
 ) -> Call:
+    """The call, with the solver scanpy >= 1.10 really runs for it."""
     from harness.support import unsupported_reason
 
     if extra.get("chunked"):
@@ -213,9 +226,8 @@ def _resolve_call(
     elif not zero_center:
         resolved = svd_solver if svd_solver in TSVD_SOLVERS else "randomized"
     elif svd_solver is None or unsupported_reason(svd_solver, _support_layout(layout)):
-        resolved = (
-            "arpack"  # scanpy >= 1.10 default, and its fallback for unsupported sparse solvers
-        )
+        # scanpy's default, and its fallback (with a warning) for solvers sparse input lacks.
+        resolved = "arpack"
     else:
         resolved = svd_solver
     return Call(
@@ -412,7 +424,7 @@ def _child_main(plan_path: str) -> int:
     return 0
 
 
-def _run_variation(adata, spec: dict[str, Any], v: Variation):
+def _run_variation(adata: Any, spec: dict[str, Any], v: Variation) -> PCAResult:
     import anndata as ad
     from threadpoolctl import threadpool_limits
 
@@ -447,31 +459,26 @@ def _convert(x, layout: str | None, dtype: str | None):
     return np.array(x, dtype=dtype or x.dtype, order="K", copy=True)
 
 
-def _save(path: Path, result) -> None:
+def _save(path: Path, result: PCAResult) -> None:
     from harness import io
 
     with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **dataclasses.asdict(result))
 
 
-def _load(path: Path):
+def _load(path: Path) -> PCAResult:
     from harness.pca import PCAResult
 
     with np.load(path) as z:
         return PCAResult(**{k: z[k] for k in z.files})
 
 
-def _child_env() -> dict[str, str]:
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
-
-
 def _spawn(
     tmp: Path, process: str, runs: Sequence[Variation], data: Path, call: Call, bar
 ) -> dict[str, Any]:
     """Run ``runs`` in one new process, advancing ``bar`` as each finishes; returns its meta."""
+    from harness import io
+
     spec = {
         "process": process,
         "data": str(data),
@@ -483,7 +490,7 @@ def _spawn(
         "variations": [dataclasses.asdict(v) for v in runs],
     }
     plan_path = tmp / f"{process}-plan.json"
-    plan_path.write_text(json.dumps(spec))
+    io.write_text(plan_path, json.dumps(spec))
     with open(tmp / f"{process}.stderr", "w+") as err:
         rc = _stream(plan_path, err, bar)
         if rc != 0:
@@ -493,17 +500,20 @@ def _spawn(
     return json.loads((tmp / f"{process}.json").read_text())
 
 
-def _stream(plan_path: Path, err, bar) -> int:
+def _stream(plan_path: Path, err: Any, bar: Any) -> int:
+    from harness.pipeline import child_env
+
     cmd = [sys.executable, "-c", _CHILD, str(plan_path)]
     # stderr goes to a file: a full stderr pipe would block the child while we read stdout.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=_child_env())
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=child_env())
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
             if line.startswith(_MARK):
                 state, name = line[len(_MARK) :].split(maxsplit=1)
                 bar.set_postfix_str(f"pca {name.strip()}")
-                bar.update(state == "done")
+                if state == "done":
+                    bar.update(1)
         return proc.wait()
     finally:
         if proc.poll() is None:
@@ -528,9 +538,11 @@ def _progress(total: int, enabled: bool) -> Iterator[Any]:
 
 
 def _run_all(
-    tmp: Path, data: Path, call: Call, summary, progress: bool
+    tmp: Path, data: Path, call: Call, summary: InputSummary, progress: bool
 ) -> tuple[list[Effect], dict[str, Any]]:
     """Run the plan in two new processes, compare every run with the baseline."""
+    from threadpoolctl import threadpool_limits
+
     threads = baseline_threads()
     cores = usable_cores()
     runs, skipped = plan(call, summary.layout, summary.dtype, threads, cores)
@@ -551,18 +563,26 @@ def _run_all(
         seconds = {**meta["seconds"], **meta2["seconds"]}
         base = _load(tmp / "baseline.npz")
         effects = []
-        for v in [*runs[1:], fresh]:
-            bar.set_postfix_str(f"compare {v.name}")
-            effects.append(
-                _effect(base, tmp, v, summary.dtype, errors.get(v.name), seconds.get(v.name))
-            )
-            bar.update(1)
+        # One thread for the comparisons: the many small SVDs and kNN searches run several times
+        # faster than with a thread pool, and the metrics' own bits do not depend on the machine.
+        with threadpool_limits(limits=1):
+            for v in [*runs[1:], fresh]:
+                bar.set_postfix_str(f"compare {v.name}")
+                effects.append(
+                    _effect(base, tmp, v, summary.dtype, errors.get(v.name), seconds.get(v.name))
+                )
+                bar.update(1)
     env = _environment(meta.get("fingerprint") or {}, threads, cores, seconds.get("baseline"))
     return effects + skipped, env
 
 
 def _effect(
-    base, tmp: Path, v: Variation, base_dtype: str, error: str | None, seconds: float | None
+    base: PCAResult,
+    tmp: Path,
+    v: Variation,
+    base_dtype: str,
+    error: str | None,
+    seconds: float | None,
 ) -> Effect:
     """Compare one run with the baseline (kNN and Leiden only when the bits differ)."""
     from harness import metrics
@@ -574,14 +594,14 @@ def _effect(
     # unit roundoff from the input dtypes instead.
     u = max(_unit_roundoff(base_dtype), _unit_roundoff(v.dtype or base_dtype))
     c = metrics.compare(base, other, unit_roundoff=u)
-    if c.bitwise:
-        c = dataclasses.replace(c, knn_jaccard=1.0, leiden_ari=1.0)
-    else:
-        c = dataclasses.replace(
-            c,
-            knn_jaccard=metrics.knn_jaccard(base.embedding, other.embedding, N_NEIGHBORS),
-            leiden_ari=metrics.leiden_ari(base.embedding, other.embedding, N_NEIGHBORS),
-        )
+    jaccard = (
+        1.0 if c.bitwise else metrics.knn_jaccard(base.embedding, other.embedding, N_NEIGHBORS)
+    )
+    # metrics builds the Leiden graph from the kNN sets alone: identical sets, identical clusters.
+    ari = (
+        1.0 if jaccard == 1.0 else metrics.leiden_ari(base.embedding, other.embedding, N_NEIGHBORS)
+    )
+    c = dataclasses.replace(c, knn_jaccard=jaccard, leiden_ari=ari)
     return Effect(
         name=v.name,
         factor=v.factor,
@@ -690,47 +710,23 @@ def unexplained_components(effects: Sequence[Effect]) -> dict[str, list[int]]:
 
 def fixes(
     call: Call,
-    summary,
+    summary: InputSummary,
     reproducible: bool,
     effects: Sequence[Effect],
     explained: list[dict[str, Any]],
 ) -> list[str]:
-    """Concrete advice, from what changed the bits."""
-    changed = {e.factor for e in effects if e.bitwise is False}
+    """Concrete advice: repeat problems first, then one fix per factor that changed the bits, strongest first."""
     by_name = {e.name: e for e in effects}
-    out = []
-    if not reproducible:
-        out += _repeat_fixes(call, by_name)
-    else:
-        out.append(
-            "This call is reproducible on its own: if your results differ between runs, the cause is in the code around it. "
-            "Run `python -m harness doctor --pipeline your_script.py` to find the step that changes its input."
-        )
-    if "threads" in changed:
-        out.append(
-            "Pin the BLAS thread count and record it with your results: `from threadpoolctl import threadpool_limits` and "
-            "`with threadpool_limits(limits=1): sc.pp.pca(...)`, or `export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1` "
-            "before Python starts. Different thread counts (and different machines) give different bits."
-        )
-    if "random_state" in changed:
-        out.append(
-            f"Fix the seed: pass `random_state={call.random_state if call.random_state is not None else 0}` explicitly in every run; a different seed changes the result."
-        )
-    if "dtype" in changed and summary.dtype != "float64":
-        out.append(
-            "Use float64 input (`adata.X = adata.X.astype(np.float64)`) for ~16 instead of ~7 significant digits: "
-            "the deviations shrink by orders of magnitude (they do not vanish)."
-        )
-    if "layout" in changed:
-        out.append(
-            "Keep X in the same layout (sparse or dense) in every run: scanpy takes a different code path for each."
-        )
-    if "solver" in changed:
-        out.append(_solver_fix(call))
+    out = _repeat_fixes(call, by_name) if not reproducible else [_REPRODUCIBLE_FIX]
+    for e in worst_per_factor(effects):
+        fix = _factor_fix(e.factor, call, summary) if e.bitwise is False else None
+        if fix:
+            out.append(fix)
     if explained:
+        comps = [d["component"] for d in explained]
         out.append(
-            f"{len(explained)} component(s) ({_ranges([d['component'] for d in explained])}) lie in near-degenerate subspaces: "
-            "compare subspaces (`scipy.linalg.subspace_angles` of the loadings) or the kNN graph rather than individual "
+            f"{len(comps)} component(s) ({_ranges(comps)}) lie in near-degenerate subspaces: compare subspaces "
+            "(`scipy.linalg.subspace_angles` of the loadings) or the kNN graph rather than individual "
             "trailing components, or use fewer components."
         )
     if summary.kind == "raw counts":
@@ -740,22 +736,62 @@ def fixes(
     return out
 
 
+_REPRODUCIBLE_FIX = (
+    "This call is reproducible on its own: if your results differ between runs, the cause is in the "
+    "code around it. Run `python -m harness doctor --pipeline your_script.py` to find the step that "
+    "changes its input."
+)
+
+
+def _factor_fix(factor: str, call: Call, summary: InputSummary) -> str | None:
+    seed = call.random_state if call.random_state is not None else 0
+    if factor == "threads":
+        return (
+            "Pin the BLAS thread count and record it with your results: "
+            "`from threadpoolctl import threadpool_limits` and `with threadpool_limits(limits=1): "
+            "sc.pp.pca(...)`, or `export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1` before Python "
+            "starts. Other thread counts (and other machines) give other bits."
+        )
+    if factor == "random_state":
+        return (
+            f"Keep the seed fixed: pass `random_state={seed}` in every run (another seed gives "
+            "another result)."
+        )
+    if factor == "dtype" and summary.dtype != "float64":
+        return (
+            "Use float64 input (`adata.X = adata.X.astype(np.float64)`) for ~16 instead of ~7 "
+            "significant digits: the deviations shrink by orders of magnitude (they do not vanish)."
+        )
+    if factor == "layout":
+        return "Keep X in one layout (sparse or dense) in every run: scanpy takes another code path for each."
+    if factor == "solver":
+        return _solver_fix(call)
+    return None
+
+
 def _repeat_fixes(call: Call, by_name: dict[str, Effect]) -> list[str]:
+    """Why identical conditions gave other bits, and what to do."""
     same, new = by_name.get("repeat_same_process"), by_name.get("repeat_new_process")
     out = []
     if call.random_state is None:
         out.append(
-            "random_state=None draws a new random start vector on every call: pass a fixed integer seed."
+            "random_state=None draws a new random start on every call: pass a fixed integer seed."
+        )
+    elif same is not None and same.bitwise is False and call.resolved_solver == "arpack":
+        out.append(
+            "The first call in a process differs from the next one (old ARPACK state, "
+            "scipy#13780): upgrade scipy, or make one warm-up call before the one you keep."
         )
     elif same is not None and same.bitwise is False:
         out.append(
-            "The first call in a process differs from the next one (old ARPACK state, scipy#13780): upgrade scipy, "
-            "or make one warm-up call before the one you keep."
+            f"svd_solver={call.resolved_solver!r} draws random numbers that random_state does not "
+            "control here: use svd_solver='arpack' (or 'covariance_eigh'), which repeat bitwise."
         )
     if new is not None and new.bitwise is False and (same is None or same.bitwise):
         out.append(
-            "A new process gives other bits than the first: something outside the call varies between processes "
-            "(thread count chosen at start-up, CPU dispatch, PYTHONHASHSEED). Pin threads and set PYTHONHASHSEED."
+            "A new process gives other bits than the first: something outside the call varies "
+            "between processes (thread count chosen at start-up, CPU dispatch, PYTHONHASHSEED). "
+            "Pin threads and set PYTHONHASHSEED."
         )
     return out
 
@@ -767,17 +803,18 @@ def _solver_fix(call: Call) -> str:
 
 
 def _ranges(values: Sequence[int]) -> str:
+    """'PCs 3-5, 9' for [3, 4, 5, 9]."""
     parts, start = [], None
     for i, v in enumerate(values):
         start = v if start is None else start
         if i + 1 == len(values) or values[i + 1] != v + 1:
-            parts.append(f"PC {start}" if start == v else f"PCs {start}-{v}")
+            parts.append(f"{start}" if start == v else f"{start}-{v}")
             start = None
-    return ", ".join(parts)
+    return ("PC " if len(values) == 1 else "PCs ") + ", ".join(parts)
 
 
 def _build_report(
-    summary, call: Call, env: dict[str, Any], effects: list[Effect], seconds: float
+    summary: InputSummary, call: Call, env: dict[str, Any], effects: list[Effect], seconds: float
 ) -> DoctorReport:
     repeats = [e for e in effects if e.factor == "repeat"]
     variations = [e for e in effects if e.factor != "repeat"]
@@ -951,7 +988,7 @@ def cli_doctor(args) -> int:
             raise HarnessError("give either DATA.h5ad or --pipeline SCRIPT.py, not both")
         from harness.pipeline import run_pipeline
 
-        report = run_pipeline(args.pipeline, progress=True)
+        report = run_pipeline(args.pipeline, progress=True, debug=getattr(args, "debug", False))
     else:
         if not args.data:
             raise HarnessError("give an .h5ad file to diagnose, or --pipeline SCRIPT.py")
@@ -970,3 +1007,18 @@ def cli_doctor(args) -> int:
     else:
         sys.stdout.write(text)
     return 0 if report.reproducible else 1
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`doctor`.
+
+    Importing ``harness.doctor`` binds the package attribute ``harness.doctor`` to this module,
+    which would hide the function that ``harness/__init__`` exposes under the same name; calling
+    the module keeps ``harness.doctor(adata)`` working in either order of imports.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> DoctorReport:
+        return doctor(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

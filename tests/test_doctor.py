@@ -1,0 +1,239 @@
+"""``harness doctor DATA.h5ad`` through the real command line and API, on real scanpy runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PBMC_CELLS, PBMC_GENES, PBMC_HVG = 700, 765, 309
+
+
+def run_cli(*args: object) -> subprocess.CompletedProcess[str]:
+    """``python -m harness doctor ARGS`` in a new process, as a user runs it."""
+    cmd = [sys.executable, "-m", "harness", "doctor", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+
+
+def write_h5ad(path: Path, x, **layers) -> Path:
+    import anndata as ad
+
+    adata = ad.AnnData(X=x)
+    for key, value in layers.items():
+        adata.layers[key] = value
+    adata.write_h5ad(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pbmc(tmp_path_factory) -> Path:
+    """scanpy's pbmc68k_reduced as a user's file (scaled X, var['highly_variable'] with 309 genes)."""
+    import scanpy as sc
+
+    path = tmp_path_factory.mktemp("pbmc") / "pbmc68k_reduced.h5ad"
+    sc.datasets.pbmc68k_reduced().write_h5ad(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def pbmc_all_genes(tmp_path_factory) -> Path:
+    """pbmc68k_reduced without the HVG column, so PCA sees all 765 genes (BLAS then uses threads)."""
+    import scanpy as sc
+
+    adata = sc.datasets.pbmc68k_reduced()
+    del adata.var["highly_variable"]
+    path = tmp_path_factory.mktemp("pbmc_all") / "pbmc_all_genes.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def doctor_run(pbmc_all_genes, tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], dict]:
+    out = tmp_path_factory.mktemp("report") / "report.json"
+    proc = run_cli(pbmc_all_genes, "--random-state", 123, "--format", "json", "--out", out)
+    return proc, json.loads(out.read_text()) if out.exists() else {}
+
+
+def test_reproducible_call_exits_0(doctor_run):
+    proc, report = doctor_run
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""  # --out: the report went to the file
+    assert "Traceback" not in proc.stderr
+    assert report["reproducible"] is True
+    repeats = {e["name"]: e for e in report["repeats"]}
+    assert set(repeats) == {"repeat_same_process", "repeat_new_process"}
+    assert all(e["bitwise"] and e["knn_jaccard"] == 1.0 for e in repeats.values())
+    assert report["input"]["n_obs"] == PBMC_CELLS and report["input"]["n_vars"] == PBMC_GENES
+    assert report["input"]["kind"] == "scaled"
+    assert report["call"]["resolved_solver"] == "arpack"
+    assert report["environment"]["packages"]["scanpy"]
+
+
+def test_thread_dependence_is_found(doctor_run):
+    """700 x 765 dense float32 already runs multithreaded BLAS here: 1 vs 2 threads changes the bits."""
+    _, report = doctor_run
+    if report["environment"]["usable_cores"] < 2:
+        pytest.skip("needs at least 2 cores")
+    (threads,) = [e for e in report["variations"] if e["factor"] == "threads"]
+    assert threads["bitwise"] is False
+    assert threads["rounding_level"] is True
+    assert (
+        threads["n_unexplained"] == 0
+    )  # rounding-level: every component within the Davis-Kahan bound
+    assert 0 < threads["aligned_max_rel_diff"] < 1e-2
+    assert any("threadpool_limits" in fix for fix in report["fixes"])
+
+
+def test_factors_are_ranked_by_knn_effect(doctor_run):
+    _, report = doctor_run
+    ran = [e for e in report["variations"] if e["skipped"] is None]
+    keys = [(1 - e["knn_jaccard"], e["aligned_max_rel_diff"]) for e in ran]
+    assert keys == sorted(keys, reverse=True)
+    assert {e["factor"] for e in ran} >= {"threads", "random_state", "dtype", "layout", "solver"}
+    assert report["factors"][0]["name"] == "solver_randomized"  # the only non-converged solver
+    assert len({e["factor"] for e in report["factors"]}) == len(report["factors"])
+
+
+def test_api_finds_an_unseeded_call_not_reproducible():
+    """The API on an in-memory AnnData: random_state=None draws a new arpack start vector per call.
+
+    scanpy's default HVG mask is the one reported and hashed.
+    """
+    import scanpy as sc
+
+    from harness import doctor
+    from harness.datasets import matrix_sha256
+
+    adata = sc.datasets.pbmc68k_reduced()[:300, :150].copy()
+    hvg = adata.var["highly_variable"].to_numpy()
+    report = doctor(adata, n_comps=10, random_state=None, progress=False)
+    assert report.reproducible is False
+    assert {e.name: e.bitwise for e in report.repeats} == {
+        "repeat_same_process": False,
+        "repeat_new_process": False,
+    }
+    assert "random_state=None" in report.fixes[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.reproducible = True  # type: ignore[misc]
+    md = report.to_markdown()
+    assert "**Verdict: NOT reproducible.**" in md
+    assert f"`var['highly_variable']` ({hvg.sum()} of 150 genes)" in md
+    assert (
+        "sc.pp.pca(adata, n_comps=10, svd_solver=None, random_state=None, mask_var='highly_variable')"
+        in md
+    )
+    assert "## What changes the result, ranked by effect on the kNN graph" in md
+    d = report.to_dict()
+    json.dumps(d, allow_nan=False)
+    assert d["reproducible"] is False
+    assert d["input"]["sha256"] == matrix_sha256(adata.X[:, hvg])
+    assert d["input"]["n_vars"] == hvg.sum()
+
+
+def test_harness_doctor_is_callable_whatever_was_imported_first():
+    import importlib
+
+    import harness
+
+    module = importlib.import_module("harness.doctor")
+    assert callable(harness.doctor)
+    assert callable(module)
+    assert harness.doctor.__name__ in ("doctor", "harness.doctor")
+
+
+@pytest.mark.slow
+def test_thread_dependence_on_synthetic_counts(tmp_path):
+    """2,000 x 500 normalized log counts, dense: the smallest size tried here where 1 vs 2 threads differ."""
+    import anndata as ad
+
+    from harness import doctor
+    from harness.datasets import negative_binomial_counts, preprocess_counts
+
+    adata = ad.AnnData(X=negative_binomial_counts(2_000, 500, 0))
+    preprocess_counts(adata)
+    adata.X = adata.X.toarray()
+    report = doctor(adata, n_comps=30, progress=False)
+    assert report.reproducible
+    (threads,) = [e for e in report.variations if e.factor == "threads"]
+    assert threads.bitwise is False and threads.n_unexplained == 0
+    assert report.input.kind == "log-normalized"
+
+
+# --- bad input: one line, exit 2, no traceback -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("bad")
+    (d / "text.h5ad").write_text("this is not HDF5\n")
+    (d / "table.csv").write_text("cell,g1,g2\nc1,1,2\n")
+    x = np.ones((20, 10), np.float32)
+    nan, inf = x.copy(), x.copy()
+    nan[3, 4] = np.nan
+    inf[5, 6] = np.inf
+    return {
+        "text": d / "text.h5ad",
+        "csv": d / "table.csv",
+        "nan": write_h5ad(d / "nan.h5ad", nan),
+        "inf": write_h5ad(d / "inf.h5ad", inf),
+        "empty": write_h5ad(d / "empty.h5ad", np.zeros((0, 10), np.float32)),
+        "nan_layer": write_h5ad(d / "nan_layer.h5ad", x, counts=nan),
+    }
+
+
+BAD = [
+    ("missing file", lambda f, p: [p.parent / "missing.h5ad"], "no such file"),
+    ("text named .h5ad", lambda f, p: [f["text"]], "cannot be read as .h5ad"),
+    ("csv", lambda f, p: [f["csv"]], "not an .h5ad file"),
+    ("missing layer", lambda f, p: [p, "--layer", "counts"], "layer 'counts' does not exist"),
+    (
+        "missing mask key",
+        lambda f, p: [p, "--mask-var", "nope"],
+        "mask key 'nope' is not a column of var",
+    ),
+    ("NaN", lambda f, p: [f["nan"]], "1 NaN and 0 inf"),
+    ("inf", lambda f, p: [f["inf"]], "0 NaN and 1 inf"),
+    (
+        "NaN in a layer",
+        lambda f, p: [f["nan_layer"], "--layer", "counts", "--n-comps", 5],
+        "layer 'counts': the matrix holds 1 NaN",
+    ),
+    ("empty", lambda f, p: [f["empty"]], "the matrix is empty (0 x 10)"),
+    (
+        "n_comps = min(shape)",
+        lambda f, p: [p, "--n-comps", PBMC_HVG],
+        f"n_comps={PBMC_HVG} is not below min(n_obs, n_vars)={PBMC_HVG}",
+    ),
+    ("n_comps above", lambda f, p: [p, "--n-comps", 5000], "n_comps=5000 is not below"),
+    (
+        "unknown solver",
+        lambda f, p: [p, "--svd-solver", "magic"],
+        "svd_solver='magic' is not one of",
+    ),
+    ("no data", lambda f, p: [], "give an .h5ad file"),
+    ("data and pipeline", lambda f, p: [p, "--pipeline", "x.py"], "not both"),
+]
+
+
+@pytest.mark.parametrize(("case", "args", "message"), BAD, ids=[b[0] for b in BAD])
+def test_bad_input_exits_2_with_one_line(case, args, message, bad_files, pbmc):
+    proc = run_cli(*args(bad_files, pbmc))
+    assert proc.returncode == 2, (case, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("harness doctor: ")
+    assert message in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_debug_shows_the_traceback(bad_files):
+    cmd = [sys.executable, "-m", "harness", "--debug", "doctor", str(bad_files["nan"])]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "HarnessError" in proc.stderr
