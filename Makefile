@@ -10,11 +10,11 @@ MACHINE  ?= $(shell hostname)
 PYTEST_ARGS ?=
 
 export HARNESS_PROFILE := $(PROFILE)
-export HARNESS_CACHE   ?= $(CURDIR)/.cache/harness
 export HARNESS_MACHINE := $(MACHINE)
 
 # The default matrix's versions (asv.conf.json) also pin the quick profile's .venv.
-PINS = $(shell $(PYTHON) -c 'import json; m = json.load(open("asv.conf.json"))["matrix"]["req"]; print(" ".join(f"{k}=={v[0]}" for k, v in m.items() if v and v[0]))')
+# (asv.conf.json allows // comment lines, which json does not.)
+PINS = $(shell $(PYTHON) -c 'import json; t = "".join(l for l in open("asv.conf.json") if not l.lstrip().startswith("//")); m = json.loads(t)["matrix"]["req"]; print(" ".join(f"{k}=={v[0]}" for k, v in m.items() if v and v[0]))')
 
 .PHONY: bench test test-slow lint clean venv
 

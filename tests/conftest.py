@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.study import load_conf
+
 ROOT = Path(__file__).resolve().parents[1]
 MACHINE = "testbox"
 
@@ -43,7 +45,7 @@ def asv_smoke(tmp_path_factory):
     """
     work = tmp_path_factory.mktemp("asv")
     results = work / "results"
-    conf = json.loads((ROOT / "asv.conf.json").read_text())
+    conf = load_conf(ROOT / "asv.conf.json")
     conf.update(
         repo=str(ROOT),
         benchmark_dir=str(ROOT / "benchmarks"),
