@@ -119,7 +119,12 @@ def vendor(pools: list[dict[str, Any]], mapped: list[str], cbwr: str | None = No
     generic = _generic(mapped)
     if generic is None:
         if blas:
-            return _pool_name(blas[0])
+            # numpy's bundled OpenBLAS names the environment; scipy's own copy (used by the 'full'
+            # solver and svds) is added when it differs. threadpoolctl's order is not stable.
+            blas.sort(key=lambda p: Path(p.get("filepath") or "").parent.name != "numpy.libs")
+            first, *others = [_pool_name(p) for p in blas]
+            extra = [n for n in dict.fromkeys(others) if n != first]
+            return "; ".join([first, *(f"scipy: {n}" for n in extra)])
         names = " ".join(Path(m).parent.name + "/" + Path(m).name for m in mapped).lower()
         labels = (("atlas", "ATLAS"), ("blis", "BLIS"), ("mkl", "MKL"), ("openblas", "OpenBLAS"))
         return next((label for key, label in labels if key in names), "unknown BLAS")

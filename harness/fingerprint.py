@@ -11,7 +11,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from harness import blas
+from harness import backends, blas
 from harness.support import installed_version
 
 SCHEMA = 1
@@ -81,6 +81,8 @@ def collect() -> dict[str, Any]:
         "threadpools": pools,
         "mapped_libraries": mapped,
         "blas": blas.vendor(pools, mapped),
+        "blas_loaded": backends.loaded(),
+        "mkl_cbwr": blas.mkl_cbwr(mapped),
         "cpu": cpu_info(),
         "env_vars": steering_env(),
     }

@@ -98,7 +98,11 @@ def test_vendor_keeps_the_wheel_name_when_nothing_generic_is_mapped():
         "filepath": "/venv/site-packages/numpy.libs/libscipy_openblas64_-8fb3d286.so",
     }
     mapped = [numpy_pool["filepath"], SCIPY_POOL["filepath"]]
-    assert blas.vendor([numpy_pool, SCIPY_POOL], mapped) == "OpenBLAS 0.3.31 SkylakeX"
+    expected = "OpenBLAS 0.3.31 SkylakeX; scipy: OpenBLAS 0.3.30 SkylakeX"
+    assert blas.vendor([numpy_pool, SCIPY_POOL], mapped) == expected
+    assert blas.vendor([SCIPY_POOL, numpy_pool], mapped) == expected  # threadpoolctl's order varies
+    same = SCIPY_POOL | {"version": "0.3.31"}
+    assert blas.vendor([same, numpy_pool], mapped) == "OpenBLAS 0.3.31 SkylakeX"
 
 
 def test_mkl_cbwr_is_none_unless_mkl_is_mapped_here():
