@@ -4,7 +4,7 @@ Each check compares PCA results of one configuration (dataset, layout, dtype, sv
 two or more conditions and reduces them with :mod:`harness.metrics`:
 
 ========  ===================================================================================
-repeat    ``REPEATS`` calls in one process (threads=1, seed 123)
+repeat    ``REPEATS`` calls in one process (threads=1, seed 123; the runtime suite's samples)
 process   the same call in two fresh interpreters of the same environment (default threads)
 threads   1 vs 2 vs all cores, in-process through threadpoolctl
 seed      random_state 123 vs 0
@@ -129,6 +129,40 @@ def keep(config: Config, condition: Condition, result: PCAResult) -> None:
     path = _cache_path(config, condition)
     if not path.exists():
         _save(path, result)
+
+
+def _repeats_path(config: Config) -> Path:
+    return _cache_path(config, replace(BASELINE, process="repeats"))
+
+
+def keep_repeats(config: Config, results: list[PCAResult]) -> None:
+    """Offer REPEATS results of identical calls made in one process (the runtime suite's samples)."""
+    path = _repeats_path(config)
+    if len(results) >= REPEATS and not path.exists():
+        arrays = {
+            f"{name}_{i}": value
+            for i, r in enumerate(results[:REPEATS])
+            for name, value in asdict(r).items()
+        }
+        with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def repeats(config: Config) -> list[PCAResult]:
+    """REPEATS identical calls from one process: the runtime suite's, else computed here."""
+    path = _repeats_path(config)
+    if path.exists():
+        with np.load(path) as z:
+            return [
+                PCAResult(
+                    *(
+                        z[f"{f}_{i}"]
+                        for f in ("embedding", "loadings", "variance", "variance_ratio")
+                    )
+                )
+                for i in range(REPEATS)
+            ]
+    return [compute(config, replace(BASELINE, index=i)) for i in range(REPEATS)]
 
 
 def cached(config: Config, condition: Condition = BASELINE) -> PCAResult:
@@ -267,8 +301,7 @@ def _other_dtype(config: Config) -> str:
 def samples(check: str, config: Config) -> list[PCAResult]:
     """The results a check compares, the baseline first."""
     if check == "repeat":
-        fresh = [compute(config, replace(BASELINE, index=i)) for i in range(1, REPEATS)]
-        return [cached(config), *fresh]
+        return repeats(config)
     if check == "process":
         return [cached(config, c) for c in FRESH]
     if check == "threads":
