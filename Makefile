@@ -11,6 +11,8 @@ PYTEST_ARGS ?=
 
 export HARNESS_PROFILE := $(PROFILE)
 export HARNESS_MACHINE := $(MACHINE)
+# asv passes no ASV_* variables to an `existing` interpreter: tell the harness where it writes.
+export HARNESS_RESULTS := $(CURDIR)/results
 
 # The default matrix's versions (asv.conf.json) also pin the quick profile's .venv.
 # (asv.conf.json allows // comment lines, which json does not.)
@@ -30,8 +32,8 @@ $(VENV)/.installed: pyproject.toml asv.conf.json
 # and the fingerprint records exactly what that environment runs.
 bench: venv
 	$(ASV) machine --yes --machine $(MACHINE) >/dev/null
-	$(ASV) run -E existing:$(CURDIR)/$(PY) --set-commit-hash $$(git rev-parse HEAD) \
-		--machine $(MACHINE) --launch-method forkserver $(ASV_ARGS)
+	HARNESS_COMMIT=$$(git rev-parse HEAD) $(ASV) run -E existing:$(CURDIR)/$(PY) \
+		--set-commit-hash $$(git rev-parse HEAD) --machine $(MACHINE) --launch-method forkserver $(ASV_ARGS)
 	$(PY) -m harness table results --machine $(MACHINE) --commit $$(git rev-parse HEAD)
 
 test: venv

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,10 @@ def machine_name() -> str:
 
 
 def results_dir() -> Path:
-    """$HARNESS_RESULTS, else asv.conf.json's results_dir under $ASV_CONF_DIR, else ./results."""
+    """$HARNESS_RESULTS, else asv.conf.json's results_dir under $ASV_CONF_DIR, else ./results.
+
+    (ASV_CONF_DIR is not set for ``existing`` environments either: pass HARNESS_RESULTS there.)
+    """
     if os.environ.get("HARNESS_RESULTS"):
         return Path(os.environ["HARNESS_RESULTS"])
     conf_dir = Path(os.environ.get("ASV_CONF_DIR", "."))
@@ -90,11 +94,17 @@ def results_dir() -> Path:
 
 
 def current() -> RunKey:
-    """The run this process belongs to, from the variables asv sets for benchmark processes."""
+    """The run this process belongs to.
+
+    asv sets ASV_COMMIT and ASV_ENV_NAME for the environments it builds, but not for an
+    ``existing`` interpreter (ExistingEnvironment.run passes no ASV_* variables), so there the
+    commit comes from $HARNESS_COMMIT (the Makefile passes what it gives --set-commit-hash) and
+    the name follows asv's rule for existing environments.
+    """
     return RunKey(
         machine=machine_name(),
-        commit=os.environ.get("ASV_COMMIT", "0" * 40),
-        env_name=os.environ.get("ASV_ENV_NAME", "unknown"),
+        commit=os.environ.get("ASV_COMMIT") or os.environ.get("HARNESS_COMMIT") or "0" * 40,
+        env_name=os.environ.get("ASV_ENV_NAME") or "existing-py" + sys.executable.replace(os.sep, "_"),
     )
 
 

@@ -60,6 +60,7 @@ def asv_smoke(tmp_path_factory):
         "HOME": str(work),
         "HARNESS_PROFILE": "smoke",
         "HARNESS_MACHINE": MACHINE,
+        "HARNESS_RESULTS": str(results),
         "HARNESS_CACHE": str(_cache_dir(tmp_path_factory)),
         "HARNESS_DATASETS": os.pathsep.join(str(p) for p in bad.values()),
     }
@@ -74,6 +75,7 @@ def asv_smoke(tmp_path_factory):
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()
+    env["HARNESS_COMMIT"] = commit  # asv sets no ASV_* variables for an existing interpreter
     run = subprocess.run(
         [
             *asv,
