@@ -34,10 +34,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", help="asv results folder")
     p.add_argument("--format", choices=FORMATS, default="md")
     p.add_argument(
-        "--tolerance", type=float, default=None, help="relative deviation still 'within tolerance'"
+        "--tolerance",
+        type=float,
+        default=None,
+        help="relative deviation still 'within tolerance' (default 1e-6)",
     )
     p.add_argument("--commit", help="only this commit (hash prefix)")
     p.add_argument("--machine", help="only this machine")
+    p.add_argument(
+        "--all-commits",
+        action="store_true",
+        help="a table per commit (default: the newest commit of each environment)",
+    )
+    p.add_argument(
+        "--verdict-checks",
+        metavar="CHECK,...",
+        help="checks the verdict is taken over (default: repeat,process,threads)",
+    )
     p.add_argument("--out", help="write here (atomically) instead of stdout")
     p.set_defaults(func=_lazy("harness.tables", "cli_table"))
 
@@ -49,6 +62,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--baseline", help="environment (name, label or fingerprint key) to compare against"
     )
     p.add_argument("--format", choices=FORMATS, default="md")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="relative deviation still 'within tolerance' (default 1e-6)",
+    )
+    p.add_argument(
+        "--commit", help="environments side by side at this commit (default: each one's newest)"
+    )
+    p.add_argument("--machine", help="only this machine")
+    p.add_argument("--all-commits", action="store_true", help="every run, not the newest only")
     p.add_argument("--out")
     p.set_defaults(func=_lazy("harness.crossenv", "cli_crossenv"))
 
@@ -62,14 +86,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--factor", type=float, default=1.1, help="slowdown ratio that fails (default 1.1)"
     )
     p.add_argument(
-        "--tolerance", type=float, default=None, help="relative numerical change that fails"
+        "--tolerance",
+        type=float,
+        default=None,
+        help="relative numerical change that fails (default 1e-6)",
     )
     p.add_argument("--format", choices=FORMATS, default="md")
+    p.add_argument("--machine", help="only runs of this machine")
+    p.add_argument(
+        "--fail-on-sign",
+        action="store_true",
+        help="also fail on a sign-convention change (signs flipped, values otherwise equal)",
+    )
+    p.add_argument("--out", help="write here (atomically) instead of stdout")
     p.set_defaults(func=_lazy("harness.compare", "cli_compare"))
 
     p = sub.add_parser("report", help="Markdown, CSV and a self-contained HTML report with figures")
     p.add_argument("results")
     p.add_argument("outdir")
+    p.add_argument("--baseline", help="environment the deviation heatmap is measured against")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="relative deviation still 'within tolerance' (default 1e-6)",
+    )
+    p.add_argument(
+        "--all-commits",
+        action="store_true",
+        help="tables per commit (default: the newest commit of each environment)",
+    )
     p.set_defaults(func=_lazy("harness.report", "cli_report"))
 
     p = sub.add_parser("doctor", help="diagnose non-reproducible PCA on your own data or pipeline")

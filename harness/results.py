@@ -21,6 +21,11 @@ Columns of the frame, one row per (machine, commit, environment, benchmark, para
   ``fp_blas_vendor``, ``fp_blas_version``, ``fp_blas_core``, ``fp_threads``, ``fp_cpu``,
   ``fp_cpu_count``, ``fp_python``, ``fp_env_vars`` and ``fp_<package>`` versions.
 
+Text columns are Categoricals, integer parameters int64 (nullable Int64 where a benchmark lacks
+them), numbers float64, times UTC datetimes. The frame is built column-wise from compact arrays
+(no per-row Python objects); folders of 800+ files are read by one process per core when the
+cores are idle (``$HARNESS_WORKERS`` sets the number).
+
 Bad input never raises: an unreadable file, JSON that is not asv results, an unknown api version, or
 a benchmark whose parameters no longer fit is left out with one line to ``warn`` naming the file and
 why; the frame's ``attrs`` keep ``files`` (result files read) and ``problems`` (those lines).
@@ -29,7 +34,6 @@ why; the frame's ``attrs`` keep ``files`` (result files read) and ``problems`` (
 from __future__ import annotations
 
 import ast
-import itertools
 import json
 import math
 import os
@@ -145,6 +149,13 @@ def canonical_params(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
+def relative_line(line: str, root: Path) -> str:
+    """A warning line with the results folder's own path left out (outputs stay relocatable)."""
+    for prefix in sorted({str(root.resolve()) + os.sep, str(root) + os.sep}, key=len, reverse=True):
+        line = line.replace(prefix, "")
+    return line
+
+
 def relpath(path: Path, root: Path) -> str:
     try:
         return path.relative_to(root).as_posix()
@@ -152,10 +163,11 @@ def relpath(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: str | os.PathLike[str]) -> Any:
     """Parse one JSON file; ValueError with a short reason for empty, binary or malformed files."""
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except OSError as err:
         raise ValueError(f"cannot read ({err.strerror or err})") from None
     if not raw.strip():
@@ -418,77 +430,176 @@ def _record_row(rec: dict[str, Any]) -> dict[str, Any]:
 # --- the results files -------------------------------------------------------------------------
 
 
-def iter_result_files(root: Path) -> Iterable[tuple[Path, str]]:
-    """(file, machine folder name) of every results file: ``<root>/<machine>/*.json``.
+def iter_result_files(root: Path) -> Iterable[tuple[str, str]]:
+    """(file path, machine folder name) of every results file: ``<root>/<machine>/*.json``.
 
     ``root`` may also be one machine folder or one results file.
     """
     if root.is_file():
-        yield root, root.parent.name
+        yield str(root), root.parent.name
         return
     if (root / "machine.json").is_file():
-        folders = [root]
+        folders = [str(root)]
     else:
-        folders = sorted(p for p in root.iterdir() if p.is_dir() and p.name != HARNESS_DIR)
+        with os.scandir(root) as it:
+            folders = sorted(e.path for e in it if e.is_dir() and e.name != HARNESS_DIR)
     for folder in folders:
+        machine = os.path.basename(folder)
         with os.scandir(folder) as it:
             names = sorted(e.name for e in it if e.name.endswith(".json") and e.is_file())
         for name in names:
             if name not in SKIP_FILES:
-                yield folder / name, folder.name
-
-
-@dataclass
-class _Block:
-    """One benchmark of one file: where its rows come from."""
-
-    file: int  # index into the part's files
-    bench: str
-    n: int
-    grid: tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]  # param names, asv's repr strings
-    version: Any
-    started_at: float
-    duration: float
-    stats: int  # index into the part's stats arrays, -1 when asv kept none
-    samples: list[Any] | None
+                yield os.path.join(folder, name), machine
 
 
 @dataclass
 class _Part:
-    """What parsing a run of files yields: compact arrays, cheap to send between processes."""
+    """What parsing a run of files yields: compact arrays, cheap to send between processes.
+
+    Per block (one benchmark of one file): ``block_file``, ``block_bench``, ``block_len``,
+    ``block_grid`` (param names and asv's repr strings, shared between equal grids), ``block_meta``
+    (version, started_at, duration). Per row: ``values``. Sparse: ``failed`` (row offsets of nulls),
+    ``stats_rows`` ((row offset, n) of the blocks with stats; their rows, in order, in ``stats``,
+    an array m x 6), ``samples`` ((row offset, list)).
+    """
 
     files: list[dict[str, Any]] = field(default_factory=list)
-    blocks: list[_Block] = field(default_factory=list)
-    values: Any = None  # float64, NaN where asv stored NaN or null
-    failed: Any = None  # bool, True where asv stored null
-    stats: Any = None  # float64 (n_stats_rows, 6)
+    block_file: list[int] = field(default_factory=list)
+    block_bench: list[str] = field(default_factory=list)
+    block_len: list[int] = field(default_factory=list)
+    block_grid: list[tuple[Any, ...]] = field(default_factory=list)
+    block_meta: list[tuple[Any, float, float]] = field(default_factory=list)
+    values: Any = None
+    failed: list[int] = field(default_factory=list)
+    stats_rows: list[tuple[int, int]] = field(default_factory=list)
+    stats: Any = None  # None when no block kept stats
+    samples: list[tuple[int, list[Any]]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    n_stats: int = 0
+    n_rows: int = 0
+    fps: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+
+
+_NUMERIC = frozenset({float, int, type(None)})
 
 
 def _number(x: Any) -> float:
     return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else math.nan
 
 
-def _parse_files(items: list[tuple[Path, str, str]], benches: dict[str, BenchmarkInfo]) -> _Part:
-    """Parse result files into a :class:`_Part` (runs in a worker process for large folders)."""
+def _parse_files(
+    items: list[tuple[str, str, str]],
+    benches: dict[str, BenchmarkInfo],
+    strict: bool = False,
+    fp_root: str | None = None,
+) -> _Part:
+    """Parse result files into a :class:`_Part` (runs in a worker process for large folders).
+
+    Values are converted to float once per column; should that fail (a benchmark stored something
+    that is not a number), the files are parsed again checking every benchmark (``strict``), so
+    the bad ones are reported and left out while the rest still loads. With ``fp_root``, each
+    run's fingerprint is read from where the suite writes it (:mod:`harness.store`).
+    """
     import numpy as np
 
     part = _Part()
     values: list[Any] = []
-    failed: list[Any] = []
-    stats: list[Any] = []
+    stats: list[list[Any]] = [[] for _ in STATS]
+    grids: dict[Any, Any] = {}
+    fp_cache: dict[str, Any] = {}
     for file, machine_dir, rel in items:
         try:
             data = read_json(file)
         except ValueError as err:
             part.problems.append(f"{rel}: {err}; skipped")
             continue
-        _parse_file(part, data, rel, machine_dir, benches, values, failed, stats)
-    part.values = np.concatenate(values) if values else np.empty(0)
-    part.failed = np.concatenate(failed) if failed else np.empty(0, dtype=bool)
-    part.stats = np.vstack(stats) if stats else np.empty((0, len(STATS)))
+        why = _check_file(data)
+        if why:
+            part.problems.append(f"{rel}: {why}; skipped")
+            continue
+        _parse_file(part, data, rel, machine_dir, benches, values, stats, grids, strict)
+        if fp_root is not None:
+            _attach_fingerprint(part, fp_root, machine_dir, fp_cache)
+    try:
+        part.values = np.array(values, dtype=float) if values else np.empty(0)
+        part.stats = (
+            np.column_stack([np.array(c, dtype=float) for c in stats]) if stats[0] else None
+        )
+    except (TypeError, ValueError):
+        if strict:
+            raise
+        return _parse_files(items, benches, strict=True, fp_root=fp_root)
+    if part.values.ndim != 1 or len(part.values) != part.n_rows:
+        if strict:
+            raise ValueError("inconsistent result rows")
+        return _parse_files(items, benches, strict=True, fp_root=fp_root)
     return part
+
+
+def _attach_fingerprint(part: _Part, root: str, machine_dir: str, cache: dict[Any, Any]) -> None:
+    """The fingerprint of the file just parsed, from ``<machine>/harness/<commit8>-<env>/``.
+
+    Runs of one environment differ only in the commit, so lines are parsed once per content and
+    the runs share one (slimmed) dict: :func:`_file_fingerprints` then labels it once.
+    """
+    from harness.store import env_key
+
+    row = part.files[-1]
+    commit, env_name = row["commit"], row["env_name"]
+    path = os.path.join(
+        root, machine_dir, HARNESS_DIR, f"{commit[:8]}-{env_key(env_name)}", "fingerprint.jsonl"
+    )
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return  # not there: scan() looks among all fingerprints, then warns
+    content = raw.replace(commit.encode(), b"")
+    fp = cache.get(content)
+    if fp is None:
+        try:
+            line = _first_json_line(raw)
+        except ValueError as err:
+            part.problems.append(
+                f"{relpath(Path(path), Path(root))}: {err}; fingerprint columns left empty"
+            )
+            return
+        if line.get("commit") != commit or line.get("env_name") != env_name:
+            return
+        fp = cache[content] = _slim(line)
+    part.fps[(row["machine"], commit, env_name)] = fp
+
+
+def _first_json_line(raw: bytes) -> dict[str, Any]:
+    """The first line of a JSON Lines file as an object (ValueError with the reason)."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        raise ValueError("binary file, not JSON Lines") from None
+    lines = [x for x in text.splitlines() if x.strip()]
+    if not lines:
+        raise ValueError("empty file")
+    try:
+        first = json.loads(lines[0])
+    except ValueError as err:
+        raise ValueError(f"not valid JSON Lines ({err})") from None
+    if not isinstance(first, dict):
+        raise ValueError("first line is not a JSON object")
+    return first
+
+
+def _slim(fp: dict[str, Any]) -> dict[str, Any]:
+    """A fingerprint without what no column or label uses (CPU flags, mapped libraries), so a
+    worker process sends little back; :func:`load_fingerprints` reads the whole lines."""
+    drop = ("mapped_libraries", "platform", "hostname", "machine", "commit", "env_name")
+    out = {k: v for k, v in fp.items() if k not in drop}
+    if isinstance(out.get("cpu"), dict):
+        out["cpu"] = {k: v for k, v in out["cpu"].items() if k != "flags"}
+    pools = out.get("threadpools")
+    if isinstance(pools, list):
+        out["threadpools"] = [
+            p for p in pools if isinstance(p, dict) and p.get("user_api") == "blas"
+        ]
+    return out
 
 
 def _file_row(data: dict[str, Any], rel: str, machine_dir: str) -> dict[str, Any]:
@@ -529,111 +640,121 @@ def _check_file(data: Any) -> str | None:
     return None
 
 
+def _numbers(values: list[Any]) -> bool:
+    """Whether a list holds only numbers and nulls (what becomes a float column)."""
+    return set(map(type, values)) <= _NUMERIC
+
+
+def _stats_cols(row: list[Any], i_stats: list[int | None], n: int, strict: bool) -> Any:
+    """The six stats lists of one block, None when asv kept none; ValueError when malformed."""
+    cols = [row[i] if i is not None else None for i in i_stats]
+    if cols.count(None) == len(cols):
+        return None
+    for c in cols:
+        if c is not None and not (isinstance(c, list) and len(c) == n):
+            raise ValueError("stats do not match the parameter grid")
+        if strict and c is not None and not _numbers(c):
+            raise ValueError("non-numeric stats")
+    return cols
+
+
 def _parse_file(
     part: _Part,
-    data: Any,
+    data: dict[str, Any],
     rel: str,
     machine_dir: str,
     benches: dict[str, BenchmarkInfo],
     values: list[Any],
-    failed: list[Any],
-    stats: list[Any],
+    stats: list[list[Any]],
+    grids: dict[Any, Any],
+    strict: bool,
 ) -> None:
-    import numpy as np
-
-    why = _check_file(data)
-    if why:
-        part.problems.append(f"{rel}: {why}; skipped")
-        return
     file_index = len(part.files)
     part.files.append(_file_row(data, rel, machine_dir))
     columns = data["result_columns"]
     pos = {c: i for i, c in enumerate(columns)}
     i_result, i_params = pos["result"], pos["params"]
     i_stats = [pos.get(f"stats_{s}") for s in STATS]
-    i_samples, i_version, i_started, i_duration = (
-        pos.get(k) for k in ("samples", "version", "started_at", "duration")
-    )
+    has_stats = [i for i in i_stats if i is not None]
+    i_samples = pos.get("samples")
+    i_version, i_started, i_duration = (pos.get(k) for k in ("version", "started_at", "duration"))
     width = len(columns)
     results = data["results"]
+    problems = part.problems
     for bench in sorted(results):
         row = results[bench]
-        where = f"{rel}: benchmark {bench}"
         if not isinstance(row, list):
-            part.problems.append(f"{where}: not a result row; skipped")
+            problems.append(f"{rel}: benchmark {bench}: not a result row; skipped")
             continue
         if len(row) < width:
             row = row + [None] * (width - len(row))
         p = row[i_params]
-        p = [] if p is None else p
-        if not isinstance(p, list) or not all(isinstance(x, list) for x in p):
-            part.problems.append(f"{where}: malformed params; skipped")
-            continue
-        n = math.prod(len(x) for x in p)
-        info = benches.get(bench)
-        names = _param_names(len(p), info)
-        if names is None:
-            part.problems.append(
-                f"{where}: params changed between runs ({len(p)} in this file, "
-                f"{len(info.param_names)} in benchmarks.json: {', '.join(info.param_names)}); skipped"
-            )
-            continue
+        if p is None:
+            p = []
+        cached = grids.get(bench)
+        if cached is not None and cached[0] == p:  # the usual case: same grid as the last file
+            n, grid = cached[1], cached[2]
+        else:
+            if not isinstance(p, list) or not all(isinstance(x, list) for x in p):
+                problems.append(f"{rel}: benchmark {bench}: malformed params; skipped")
+                continue
+            info = benches.get(bench)
+            names = _param_names(len(p), info)
+            if names is None:
+                problems.append(
+                    f"{rel}: benchmark {bench}: params changed between runs ({len(p)} in this "
+                    f"file, {len(info.param_names)} in benchmarks.json: "
+                    f"{', '.join(info.param_names)}); skipped"
+                )
+                continue
+            n = math.prod(map(len, p))
+            grid = (names, tuple(tuple(str(v) for v in x) for x in p))
+            grids[bench] = (p, n, grid)
         result = row[i_result]
         if result is None:
             result = [None] * n  # asv compresses "every combination failed" to null
         elif not isinstance(result, list):
             result = [result]
         if len(result) != n:
-            part.problems.append(
-                f"{where}: {len(result)} results for {n} parameter combinations; skipped"
+            problems.append(
+                f"{rel}: benchmark {bench}: {len(result)} results for {n} combinations; skipped"
             )
             continue
-        try:
-            value_array = np.array(result, dtype=float)
-            stat_cols = [row[i] if i is not None else None for i in i_stats]
-            stat_array = None
-            if any(c is not None for c in stat_cols):
-                if not all(c is None or (isinstance(c, list) and len(c) == n) for c in stat_cols):
-                    raise ValueError("stats do not match the parameter grid")
-                stat_array = np.column_stack(
-                    [
-                        np.full(n, np.nan) if c is None else np.array(c, dtype=float)
-                        for c in stat_cols
-                    ]
-                )
-        except (TypeError, ValueError) as err:
-            reason = str(err) if "stats" in str(err) else "non-numeric result"
-            part.problems.append(f"{where}: {reason}; skipped")
+        if strict and not _numbers(result):
+            problems.append(f"{rel}: benchmark {bench}: non-numeric result; skipped")
             continue
-        samples = row[i_samples] if i_samples is not None else None
-        if not isinstance(samples, list) or len(samples) != n or all(x is None for x in samples):
-            samples = None
-        grid = (names, tuple(tuple(str(v) for v in x) for x in p))
-        meta = [row[i] if i is not None else None for i in (i_version, i_started, i_duration)]
-        stats_index = -1
-        if stat_array is not None:
-            stats_index = part.n_stats
-            part.n_stats += n
-            stats.append(stat_array)
-        part.blocks.append(
-            _Block(
-                file_index,
-                bench,
-                n,
-                grid,
-                meta[0],
-                _number(meta[1]),
-                _number(meta[2]),
-                stats_index,
-                samples,
+        stat_cols = None
+        if has_stats and [row[i] for i in has_stats].count(None) != len(has_stats):
+            try:
+                stat_cols = _stats_cols(row, i_stats, n, strict)
+            except ValueError as err:
+                problems.append(f"{rel}: benchmark {bench}: {err}; skipped")
+                continue
+        start = part.n_rows
+        part.block_file.append(file_index)
+        part.block_bench.append(bench)
+        part.block_len.append(n)
+        part.block_grid.append(grid)
+        part.block_meta.append(
+            (
+                row[i_version] if i_version is not None else None,
+                _number(row[i_started]) if i_started is not None else math.nan,
+                _number(row[i_duration]) if i_duration is not None else math.nan,
             )
         )
-        values.append(value_array)
-        failed.append(
-            np.fromiter((v is None for v in result), bool, n)
-            if None in result
-            else np.zeros(n, bool)
-        )
+        values.extend(result)
+        if None in result:
+            part.failed.extend(start + j for j, v in enumerate(result) if v is None)
+        if stat_cols is not None:
+            part.stats_rows.append((start, n))
+            nones = [None] * n
+            for acc, c in zip(stats, stat_cols, strict=True):
+                acc.extend(nones if c is None else c)
+        if i_samples is not None:
+            samples = row[i_samples]
+            if isinstance(samples, list) and len(samples) == n and samples.count(None) != n:
+                part.samples.append((start, samples))
+        part.n_rows += n
 
 
 def _param_names(n: int, info: BenchmarkInfo | None) -> tuple[str, ...] | None:
@@ -646,35 +767,59 @@ def _safe_name(name: str) -> str:
     return f"param_{name}" if name in RESERVED or name.startswith("fp_") else name
 
 
-def _workers(n_files: int) -> int:
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cpus, 8, n_files // PARALLEL_MIN_FILES))
-
-
-#: Folders with fewer files than this per worker are read in this process.
+#: Folders with fewer result files than this per worker process are read in this process.
 PARALLEL_MIN_FILES = 400
 
 
+def _workers(n_files: int) -> int:
+    """Processes to read ``n_files`` with: $HARNESS_WORKERS, else one per core when the cores are
+    idle, else 1. Reading is CPU bound: on a busy machine more processes only add overhead."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = cpus or 1
+    forced = os.environ.get("HARNESS_WORKERS", "")
+    if forced.isdigit() and int(forced) > 0:
+        return min(int(forced), max(1, n_files))
+    if cpus < 2 or n_files < 2 * PARALLEL_MIN_FILES or _cpu_contended(cpus):
+        return 1
+    return max(1, min(cpus, 8, n_files // PARALLEL_MIN_FILES))
+
+
+def _cpu_contended(cpus: int) -> bool:
+    """Whether runnable tasks wait for CPU (Linux pressure stall information, else load average)."""
+    try:
+        with open("/proc/pressure/cpu") as fh:
+            some = fh.readline().split()  # some avg10=12.34 avg60=... avg300=... total=...
+        return float(some[1].split("=")[1]) > 25.0
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        return os.getloadavg()[0] > cpus - 0.5
+    except OSError:
+        return False
+
+
 def _parse_parallel(
-    items: list[tuple[Path, str, str]], benches: dict[str, BenchmarkInfo], workers: int
+    items: list[tuple[str, str, str]],
+    benches: dict[str, BenchmarkInfo],
+    workers: int,
+    fp_root: str | None = None,
 ) -> list[_Part]:
-    """Parse contiguous chunks of ``items`` in worker processes (order is kept)."""
+    """Parse contiguous chunks of ``items``, this process taking the first (order is kept)."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     if workers <= 1 or "fork" not in mp.get_all_start_methods():
-        return [_parse_files(items, benches)]
+        return [_parse_files(items, benches, fp_root=fp_root)]
     size = math.ceil(len(items) / workers)
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
     try:
-        with ProcessPoolExecutor(
-            max_workers=len(chunks), mp_context=mp.get_context("fork")
-        ) as pool:
-            futures = [pool.submit(_parse_files, c, benches) for c in chunks[1:]]
-            first = _parse_files(chunks[0], benches)  # this process does a share too
+        ctx = mp.get_context("fork")
+        with ProcessPoolExecutor(max_workers=len(chunks) - 1, mp_context=ctx) as pool:
+            futures = [pool.submit(_parse_files, c, benches, False, fp_root) for c in chunks[1:]]
+            first = _parse_files(chunks[0], benches, fp_root=fp_root)
             return [first, *(f.result() for f in futures)]
     except (OSError, RuntimeError):  # no processes here (sandbox, limits): read serially
-        return [_parse_files(items, benches)]
+        return [_parse_files(items, benches, fp_root=fp_root)]
 
 
 def _merge(parts: list[_Part]) -> _Part:
@@ -683,20 +828,23 @@ def _merge(parts: list[_Part]) -> _Part:
     if len(parts) == 1:
         return parts[0]
     out = _Part()
-    stats_offset = 0
     for part in parts:
-        file_offset = len(out.files)
+        files, rows = len(out.files), out.n_rows
         out.files.extend(part.files)
         out.problems.extend(part.problems)
-        for b in part.blocks:
-            b.file += file_offset
-            if b.stats >= 0:
-                b.stats += stats_offset
-            out.blocks.append(b)
-        stats_offset += len(part.stats)
+        out.block_file.extend(f + files for f in part.block_file)
+        out.block_bench.extend(part.block_bench)
+        out.block_len.extend(part.block_len)
+        out.block_grid.extend(part.block_grid)
+        out.block_meta.extend(part.block_meta)
+        out.failed.extend(r + rows for r in part.failed)
+        out.stats_rows.extend((r + rows, n) for r, n in part.stats_rows)
+        out.samples.extend((r + rows, s) for r, s in part.samples)
+        out.fps.update(part.fps)
+        out.n_rows += part.n_rows
     out.values = np.concatenate([p.values for p in parts])
-    out.failed = np.concatenate([p.failed for p in parts])
-    out.stats = np.vstack([p.stats for p in parts])
+    kept = [p.stats for p in parts if p.stats is not None]
+    out.stats = np.vstack(kept) if kept else None
     return out
 
 
@@ -715,40 +863,47 @@ class _ParamColumn:
         return c
 
     def build(self, codes: Any) -> Any:
-        """The typed column: int64/Int64, float64, bool, a Categorical of strings, else objects."""
-        import numpy as np
-        import pandas as pd
-
-        vals = self.decoded
-        missing = codes < 0
-        if vals and all(type(v) is int for v in vals):
-            data = np.asarray(vals, dtype=np.int64)[np.where(missing, 0, codes)]
-            return pd.arrays.IntegerArray(data, missing) if missing.any() else data
-        if vals and all(type(v) in (int, float) for v in vals):
-            return np.where(
-                missing, np.nan, np.asarray(vals, dtype=float)[np.where(missing, 0, codes)]
-            )
-        if vals and all(type(v) is str for v in vals):
-            return (
-                pd.Categorical.from_codes(codes, pd.Index(vals, dtype=object))
-                if len(set(vals)) == len(vals)
-                else _objects(vals, codes)
-            )
-        return _objects(vals, codes)
+        """The typed column: int64 (Int64 with gaps), float64, Categorical of strings, objects."""
+        return _typed(self.decoded, _small_codes(codes, len(self.decoded)))
 
 
-def _objects(vals: list[Any], codes: Any) -> Any:
+def _small_codes(codes: Any, n_values: int) -> Any:
+    """Codes in the narrowest integer type (a 4-million-row take moves less memory)."""
     import numpy as np
 
+    dtype = np.int8 if n_values < 127 else np.int16 if n_values < 32_767 else np.int32
+    return codes.astype(dtype, copy=False)
+
+
+def _typed(vals: list[Any], codes: Any, lens: Any = None) -> Any:
+    """``vals[codes]`` (code -1: missing) as the narrowest fitting column.
+
+    With ``lens``, ``codes`` are per block and each block's value is repeated ``lens`` times.
+    """
+    import numpy as np
+    import pandas as pd
+
+    def rows(a: Any) -> Any:
+        return a if lens is None else np.repeat(a, lens)
+
+    if all(type(v) is str for v in vals) and len(set(vals)) == len(vals):
+        small = _small_codes(codes, len(vals))
+        return pd.Categorical.from_codes(rows(small), pd.Index(vals, dtype=object), validate=False)
+    missing = codes < 0
+    if vals and all(type(v) is int for v in vals):
+        data = np.asarray([*vals, 0], dtype=np.int64)[codes]  # code -1 takes the trailing 0
+        if missing.any():
+            return pd.arrays.IntegerArray(rows(data), rows(missing))
+        return rows(data)
+    if vals and all(type(v) in (int, float) for v in vals):
+        return rows(np.asarray([*vals, math.nan], dtype=float)[codes])
     arr = np.empty(len(vals) + 1, dtype=object)
     arr[: len(vals)] = vals
     arr[len(vals)] = None
-    return arr[np.where(codes < 0, len(vals), codes)]
+    return pd.Series(rows(arr[codes]), dtype=object)
 
 
-def _grid_codes(
-    grid: tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], params: dict[str, _ParamColumn]
-) -> dict[str, Any]:
+def _grid_codes(grid: tuple[Any, ...], params: dict[str, _ParamColumn]) -> dict[str, Any]:
     """Per parameter name, the codes of every combination of a grid, in itertools.product order."""
     import numpy as np
 
@@ -763,21 +918,44 @@ def _grid_codes(
     return {nm: per_dim[d][idx[d]] for d, nm in enumerate(names)}
 
 
-def _per_file(values: list[Any], file_codes: Any) -> Any:
-    """A per-file value spread over the rows: Categorical for strings, float for numbers."""
+def _factorize(values: list[Any]) -> tuple[Any, list[Any]]:
+    """Codes (-1 for None/NaN) and distinct values; strings sorted, so order never leaks in."""
     import numpy as np
     import pandas as pd
 
-    if all(v is None or isinstance(v, str) for v in values):
-        cat = pd.Categorical(values)
-        return pd.Categorical.from_codes(np.asarray(cat.codes)[file_codes], cat.categories)
-    if all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values):
-        arr = np.asarray([np.nan if v is None else v for v in values], dtype=float)[file_codes]
-        if all(v is None or isinstance(v, int) for v in values):
-            mask = np.isnan(arr)
-            return pd.arrays.IntegerArray(np.where(mask, 0, arr).astype(np.int64), mask)
-        return arr
-    return _objects(values, np.asarray(file_codes))
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
+    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+    vals = list(uniques)
+    if vals and all(type(v) is str for v in vals):
+        order = sorted(range(len(vals)), key=vals.__getitem__)
+        remap = np.empty(len(vals) + 1, dtype=np.int64)
+        remap[np.asarray(order, dtype=np.int64)] = np.arange(len(vals))
+        remap[-1] = -1
+        codes = remap[codes]
+        vals = [vals[i] for i in order]
+    return np.asarray(codes, dtype=np.int64), vals
+
+
+def _spread(values: list[Any], lens: Any, block_item: Any = None) -> Any:
+    """Per-file values (``block_item`` maps blocks to files) or per-block ones, over the rows."""
+    codes, vals = _factorize(values)
+    if block_item is not None:
+        codes = codes[block_item]
+    return _typed(vals, codes, lens)
+
+
+def _timestamps(ms: list[float], lens: Any, block_item: Any = None) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    arr = np.asarray(ms, dtype=float)
+    if block_item is not None:
+        arr = arr[block_item]
+    ns = np.where(
+        np.isnan(arr), np.iinfo(np.int64).min, (np.nan_to_num(arr) * 1e6).astype(np.int64)
+    )
+    return pd.DatetimeIndex(np.repeat(ns, lens).view("datetime64[ns]")).tz_localize("UTC")
 
 
 def _frame(
@@ -786,101 +964,121 @@ def _frame(
     import numpy as np
     import pandas as pd
 
-    blocks = part.blocks
-    lens = np.asarray([b.n for b in blocks], dtype=np.int64)
-    n_rows = int(lens.sum())
-    block_of_row = np.repeat(np.arange(len(blocks)), lens)
-    file_codes = np.asarray([b.file for b in blocks], dtype=np.int64)[block_of_row]
+    lens = np.asarray(part.block_len, dtype=np.int64)
+    n_rows = part.n_rows
+    block_file = np.asarray(part.block_file, dtype=np.int64)
     out: dict[str, Any] = {}
     for key in RUN_KEY:
-        out[key] = _per_file([f[key] for f in part.files], file_codes)
-    bench_list = sorted({b.bench for b in blocks})
-    bench_index = {b: i for i, b in enumerate(bench_list)}
-    bench_codes = np.asarray([bench_index[b.bench] for b in blocks], dtype=np.int64)[block_of_row]
-    out["benchmark"] = pd.Categorical.from_codes(bench_codes, bench_list)
+        out[key] = _spread([f[key] for f in part.files], lens, block_file)
+    out["benchmark"] = _spread(part.block_bench, lens)
 
     params: dict[str, _ParamColumn] = {}
-    grid_cache: dict[Any, dict[str, Any]] = {}
-    grids = [
-        grid_cache.get(b.grid) or grid_cache.setdefault(b.grid, _grid_codes(b.grid, params))
-        for b in blocks
-    ]
+    grid_codes: dict[int, dict[str, Any]] = {}
+    grids = []
+    for g in part.block_grid:
+        codes = grid_codes.get(id(g))
+        if codes is None:
+            codes = grid_codes[id(g)] = _grid_codes(g, params)
+        grids.append(codes)
+    gaps: dict[int, Any] = {}
     for name in params:
-        parts = [
-            g.get(name) if name in g else np.full(b.n, -1, dtype=np.int32)
-            for g, b in zip(grids, blocks, strict=True)
-        ]
-        codes = np.concatenate(parts) if parts else np.empty(0, dtype=np.int32)
-        out[_safe_name(name)] = params[name].build(codes)
+        pieces = []
+        for g, n in zip(grids, part.block_len, strict=True):
+            if name in g:
+                pieces.append(g[name])
+            else:
+                if n not in gaps:
+                    gaps[n] = np.full(n, -1, dtype=np.int32)
+                pieces.append(gaps[n])
+        out[_safe_name(name)] = params[name].build(np.concatenate(pieces))
 
     values = part.values
     out["value"] = values
-    units = [unit_for(b, benches[b].unit if b in benches else None) for b in bench_list]
-    unit_cats = sorted({u for u in units if u})
-    lookup = np.asarray([unit_cats.index(u) if u else -1 for u in units] + [-1], dtype=np.int64)
-    out["unit"] = pd.Categorical.from_codes(
-        lookup[bench_codes] if n_rows else np.empty(0, np.int64), unit_cats
-    )
-    status = np.where(part.failed, 2, np.where(np.isnan(values), 1, 0))
+    bench_units = {
+        b: unit_for(b, benches[b].unit if b in benches else None) for b in set(part.block_bench)
+    }
+    out["unit"] = _spread([bench_units[b] for b in part.block_bench], lens)
+    status = np.where(np.isnan(values), 1, 0).astype(np.int8)
+    status[np.asarray(part.failed, dtype=np.int64)] = 2
     out["status"] = pd.Categorical.from_codes(status, ["ok", "skipped", "failed"])
-    out["reason"] = np.full(n_rows, None, dtype=object)
-    stats = np.full((n_rows, len(STATS)), np.nan)
-    starts = np.concatenate([[0], np.cumsum(lens)[:-1]]) if len(blocks) else np.empty(0, np.int64)
-    for b, start in zip(blocks, starts, strict=True):
-        if b.stats >= 0:
-            stats[start : start + b.n] = part.stats[b.stats : b.stats + b.n]
-    for j, s in enumerate(STATS):
-        col = stats[:, j]
-        if s in ("number", "repeat"):
-            mask = np.isnan(col)
-            out[s] = pd.arrays.IntegerArray(np.where(mask, 0, col).astype(np.int64), mask)
+    out["reason"] = pd.Categorical.from_codes(
+        np.full(n_rows, -1, dtype=np.int8), [], validate=False
+    )
+    for j, name in enumerate(STATS):
+        if part.stats is not None and len(part.stats) == n_rows:
+            col = part.stats[:, j].copy()  # every block kept stats: already in row order
         else:
-            out[s] = col
+            col = np.full(n_rows, np.nan)
+            taken = 0
+            for start, n in part.stats_rows:
+                col[start : start + n] = part.stats[taken : taken + n, j]
+                taken += n
+        if name in ("number", "repeat"):
+            mask = np.isnan(col)
+            col[mask] = 0
+            out[name] = pd.arrays.IntegerArray(col.astype(np.int64), mask)
+        else:
+            out[name] = col
     samples = np.full(n_rows, None, dtype=object)
-    for b, start in zip(blocks, starts, strict=True):
-        if b.samples is not None:
-            samples[start : start + b.n] = b.samples
-    out["samples"] = samples
-    out["version"] = _per_file(
-        [b.version if isinstance(b.version, str) else None for b in blocks], block_of_row
-    )
-    out["started_at"] = pd.to_datetime(
-        np.asarray([b.started_at for b in blocks], dtype=float)[block_of_row], unit="ms", utc=True
-    )
-    out["duration"] = np.asarray([b.duration for b in blocks], dtype=float)[block_of_row]
-    out["date"] = pd.to_datetime(
-        np.asarray([f["date"] for f in part.files] + [np.nan], dtype=float)[file_codes],
-        unit="ms",
-        utc=True,
-    )
+    for start, smp in part.samples:
+        samples[start : start + len(smp)] = smp
+    out["samples"] = pd.Series(samples, dtype=object)
+    meta = part.block_meta
+    out["version"] = _spread([m[0] if isinstance(m[0], str) else None for m in meta], lens)
+    out["started_at"] = _timestamps([m[1] for m in meta], lens)
+    out["duration"] = np.repeat(np.asarray([m[2] for m in meta], dtype=float), lens)
+    out["date"] = _timestamps([f["date"] for f in part.files], lens, block_file)
     for key in ("python", "requirements", "env_vars", "file"):
-        out[key] = _per_file([f[key] for f in part.files], file_codes)
+        out[key] = _spread([f[key] for f in part.files], lens, block_file)
 
     fp_rows = _file_fingerprints(part, fps, warn)
     names = {column_name(d) for d in FP_PACKAGES} | {k for row in fp_rows for k in row}
     fp_names = [*FP_COLUMNS, *sorted(names - set(FP_COLUMNS))]
     for k in fp_names:
-        out[k] = _per_file([row.get(k) for row in fp_rows], file_codes)
+        col = _spread([row.get(k) for row in fp_rows], lens, block_file)
+        if k in ("fp_threads", "fp_cpu_count") and not isinstance(col, pd.arrays.IntegerArray):
+            col = _int_column(col, n_rows)
+        out[k] = col
 
     param_cols = [_safe_name(n) for n in params]
-    frame = pd.DataFrame({k: out[k] for k in (*HEAD, *param_cols, *TAIL, *fp_names)}, copy=False)
+    order = (*HEAD, *param_cols, *TAIL, *fp_names)
+    frame = pd.DataFrame({k: out[k] for k in order}, copy=False)
     frame.attrs["params"] = param_cols
     return frame
 
 
+def _int_column(col: Any, n: int) -> Any:
+    """A nullable Int64 column from an int64 array, or an all-missing one from anything else."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(col, np.ndarray) and col.dtype.kind == "i":
+        return pd.arrays.IntegerArray(col, np.zeros(n, dtype=bool))
+    return pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool))
+
+
 def _file_fingerprints(part: _Part, fps: Fingerprints, warn: Warn) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    cache: dict[tuple[str, str, str], dict[str, Any]] = {}
+    by_key: dict[tuple[str, str, str], dict[str, Any]] = {}
+    by_fp: dict[int, dict[str, Any]] = {}  # runs sharing one fingerprint dict share its columns
     for f in part.files:
         key = (f["machine"], f["commit"], f["env_name"])
-        if key not in cache:
+        if key not in by_key:
             fp = fps.find(*key)
-            if fp is None and key[0] in fps.machines_with_sidecars:
-                warn(
-                    f"{f['file']}: no harness fingerprint for this run; fingerprint columns left empty"
-                )
-            cache[key] = fingerprint_columns(fp)
-        rows.append(cache[key])
+            if fp is None:
+                if (
+                    key[0] in fps.machines_with_sidecars
+                    or f["file"].split("/")[0] in fps.machines_with_sidecars
+                ):
+                    warn(
+                        f"{f['file']}: no harness fingerprint for this run; fingerprint columns empty"
+                    )
+                by_key[key] = fingerprint_columns(None)
+            else:
+                if id(fp) not in by_fp:
+                    by_fp[id(fp)] = fingerprint_columns(fp)
+                by_key[key] = by_fp[id(fp)]
+        rows.append(by_key[key])
     return rows
 
 
@@ -909,12 +1107,25 @@ def attach_reasons(frame: pd.DataFrame, records: pd.DataFrame) -> None:
         return
     params = [p for p in frame.attrs.get("params", []) if p in frame.columns]
     sub = frame.loc[mask, [*RUN_KEY, "benchmark", *params]]
+    from harness.render import is_missing
+
     reasons = []
-    for row in sub.itertuples(index=False):
-        d = row._asdict()
-        pk = canonical_params({_orig(p): d[p] for p in params if d[p] is not None})
+    for d in sub.to_dict("records"):
+        pk = canonical_params({_orig(p): _plain(d[p]) for p in params if not is_missing(d[p])})
         reasons.append(lookup.get((d["machine"], d["commit"], d["env_name"], d["benchmark"], pk)))
-    frame.loc[mask, "reason"] = reasons
+    import numpy as np
+    import pandas as pd
+
+    categories = sorted({r for r in reasons if r is not None})
+    index = {r: i for i, r in enumerate(categories)}
+    codes = np.full(len(frame), -1, dtype=np.int32)
+    codes[np.flatnonzero(mask)] = [index.get(r, -1) if r is not None else -1 for r in reasons]
+    frame["reason"] = pd.Categorical.from_codes(codes, categories)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python values (so they serialize as the records did)."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
 
 
 def _orig(name: str) -> str:
@@ -937,6 +1148,11 @@ class Loaded:
     problems: list[str]
     root: Path
     records: pd.DataFrame
+    fingerprints: Fingerprints = field(default_factory=Fingerprints)
+
+    def infos(self) -> list[RunInfo]:
+        """Every run, labelled (see :func:`run_infos`)."""
+        return run_infos(self.frame, self.fingerprints)
 
 
 def scan(
@@ -968,22 +1184,32 @@ def scan(
     )
     benches = read_benchmarks(bench_root, report)
     fps_root = bench_root if bench_root.is_dir() else base
-    fps = load_fingerprints(fps_root, warn=report)
-    items = [(f, m, relpath(f, bench_root)) for f, m in iter_result_files(root)]
-    part = _merge(_parse_parallel(items, benches, _workers(len(items)) if parallel else 1))
+    sidecars = {p.name for p in fps_root.iterdir() if (p / HARNESS_DIR).is_dir()}
+    base_text = str(bench_root) + os.sep
+    items = [
+        (f, m, f[len(base_text) :] if f.startswith(base_text) else relpath(Path(f), bench_root))
+        for f, m in iter_result_files(root)
+    ]
+    fp_root = str(fps_root) if sidecars else None
+    workers = _workers(len(items)) if parallel else 1
+    part = _merge(_parse_parallel(items, benches, workers, fp_root))
     for line in part.problems:
         report(line)
+    fps = Fingerprints(dict(part.fps), sidecars)
+    if sidecars and any(
+        (f["machine"], f["commit"], f["env_name"]) not in fps.by_key for f in part.files
+    ):
+        # Some run's fingerprint is not where the suite puts it (another machine name): look it up
+        # among all of them (problems with those files were reported above).
+        everything = load_fingerprints(fps_root, warn=lambda line: None)
+        fps.by_key = {**everything.by_key, **fps.by_key}
     files = len(part.files)
     frame = _frame(part, benches, fps, report)
-    recs = (
-        load_records(fps_root, warn=report)
-        if records and fps.machines_with_sidecars
-        else load_records(None)
-    )
+    recs = load_records(fps_root, warn=report) if records and sidecars else load_records(None)
     attach_reasons(frame, recs)
     frame.attrs["files"] = files
     frame.attrs["problems"] = list(problems)
-    return Loaded(frame, files, problems, bench_root, recs)
+    return Loaded(frame, files, problems, bench_root, recs, fps)
 
 
 def load_results(path: str | os.PathLike[str], *, warn: Warn | None = None) -> pd.DataFrame:
@@ -998,15 +1224,8 @@ def load_results(path: str | os.PathLike[str], *, warn: Warn | None = None) -> p
 
 def runs(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per run (machine, commit, env_name) with its label and fingerprint columns, sorted."""
-    fp_cols = [c for c in frame.columns if c.startswith("fp_")]
-    cols = [*RUN_KEY, "date", "python", "requirements", *fp_cols]
-    if frame.empty:
-        return frame[cols].iloc[0:0].assign(label=[])
-    first = frame[cols].drop_duplicates(subset=list(RUN_KEY))
-    first = first.astype({k: str for k in RUN_KEY})
-    first = first.sort_values(list(RUN_KEY), kind="stable").reset_index(drop=True)
-    first["label"] = [run_label(r) for r in first.to_dict("records")]
-    return first
+    _, table = run_ids(frame)
+    return table.sort_values(list(RUN_KEY), kind="stable").reset_index(drop=True)
 
 
 def run_label(run: dict[str, Any]) -> str:
@@ -1025,3 +1244,204 @@ def run_label(run: dict[str, Any]) -> str:
     return (
         " · ".join(parts) + " (no fingerprint)" if parts else "unknown environment (no fingerprint)"
     )
+
+
+# --- naming and selecting runs -------------------------------------------------------------------
+
+#: Short names accepted in selectors such as ``sklearn=1.9.1``.
+ALIASES = {"sklearn": "scikit-learn", "scikit_learn": "scikit-learn", "sc": "scanpy", "np": "numpy"}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run (machine, commit, environment) with what a person or a selector needs of it."""
+
+    machine: str
+    commit: str
+    env_name: str
+    label: str
+    packages: tuple[tuple[str, str], ...] = ()
+    blas: str | None = None
+    threads: int | None = None
+    python: str | None = None
+    date: float = math.nan
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.machine, self.commit, self.env_name)
+
+
+def run_info(
+    key: tuple[str, str, str],
+    fp: dict[str, Any] | None,
+    *,
+    requirements: str | None = None,
+    python: str | None = None,
+    date: float = math.nan,
+) -> RunInfo:
+    """A :class:`RunInfo` from the fingerprint, else from what asv recorded as requested."""
+    from harness import fingerprint
+
+    if fp:
+        packages = tuple(sorted((str(k), str(v)) for k, v in (fp.get("packages") or {}).items()))
+        return RunInfo(
+            *key,
+            label=fingerprint.label(fp),
+            packages=packages,
+            blas=fp.get("blas"),
+            threads=fingerprint.threads(fp),
+            python=fp.get("python"),
+            date=date,
+        )
+    reqs = tuple(sorted(tuple(r.split("==", 1)) for r in (requirements or "").split() if "==" in r))
+    label = run_label({"python": python, "requirements": requirements})
+    return RunInfo(*key, label=label, packages=reqs, python=python, date=date)
+
+
+def run_infos(frame: pd.DataFrame, fps: Fingerprints | None = None) -> list[RunInfo]:
+    """Every run of a results frame, sorted by (machine, commit, env_name)."""
+    _, table = run_ids(frame)
+    out = []
+    for r in table.sort_values(list(RUN_KEY), kind="stable").to_dict("records"):
+        key = (r["machine"], r["commit"], r["env_name"])
+        fp = fps.find(*key) if fps is not None else None
+        stamp = r.get("date")
+        date = stamp.value / 1e6 if stamp is not None and not render_missing(stamp) else math.nan
+        out.append(
+            run_info(key, fp, requirements=r.get("requirements"), python=r.get("python"), date=date)
+        )
+    return out
+
+
+def render_missing(x: Any) -> bool:
+    from harness.render import is_missing
+
+    return is_missing(x)
+
+
+# --- fast grouping of millions of rows -----------------------------------------------------------
+
+
+def codes_of(series: pd.Series) -> tuple[Any, pd.Index]:
+    """Integer codes (-1 for missing) and the values they stand for."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return np.asarray(series.cat.codes, dtype=np.int64), series.cat.categories
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    return codes.astype(np.int64), pd.Index(uniques)
+
+
+def combine(codes: list[Any]) -> Any:
+    """One int64 key per row from several code arrays (mixed radix; -1 stays distinct)."""
+    import numpy as np
+
+    key = np.zeros(len(codes[0]) if codes else 0, dtype=np.int64)
+    for c in codes:
+        card = int(c.max(initial=-1)) + 2
+        key = key * card + (c + 1)
+    return key
+
+
+def run_ids(frame: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
+    """Per row, the index of its run in the returned runs table (first-seen order).
+
+    The runs table holds machine, commit, env_name (as str), date, python, requirements, the
+    ``fp_*`` columns and ``label`` (:func:`run_label`).
+    """
+    import numpy as np
+    import pandas as pd
+
+    cols = [
+        c
+        for c in frame.columns
+        if c in (*RUN_KEY, "date", "python", "requirements") or c.startswith("fp_")
+    ]
+    if frame.empty:
+        return np.empty(0, dtype=np.int64), pd.DataFrame(columns=[*cols, "label"])
+    key = combine([codes_of(frame[c])[0] for c in RUN_KEY])
+    ids, uniq = pd.factorize(key)
+    first = np.full(len(uniq), len(key), dtype=np.int64)
+    np.minimum.at(first, ids, np.arange(len(key), dtype=np.int64))
+    table = frame[cols].take(first).reset_index(drop=True)
+    for c in RUN_KEY:
+        table[c] = table[c].astype(str)
+    labels = (
+        table["fp_label"].astype(object) if "fp_label" in table else pd.Series([None] * len(table))
+    )
+    missing = labels.isna().to_numpy()
+    if missing.any():
+        fallback = table.loc[missing, ["python", "requirements"]].to_dict("records")
+        labels = labels.to_numpy(dtype=object)
+        labels[missing] = [run_label(r) for r in fallback]
+    table["label"] = list(labels)
+    return ids.astype(np.int64), table
+
+
+def unique_labels(infos: Iterable[RunInfo]) -> dict[tuple[str, str, str], str]:
+    """Labels that tell runs apart: the readable label, then machine, then commit, if needed."""
+    infos = list(infos)
+    out = {i.key: i.label for i in infos}
+    for extra in (lambda i: i.machine, lambda i: f"commit {i.commit[:8]}", lambda i: i.env_name):
+        counts: dict[str, int] = {}
+        for i in infos:
+            counts[out[i.key]] = counts.get(out[i.key], 0) + 1
+        for i in infos:
+            if counts[out[i.key]] > 1:
+                out[i.key] = f"{out[i.key]} · {extra(i)}"
+    return out
+
+
+def matches(selector: str, info: RunInfo) -> bool:
+    """Whether a run matches a selector.
+
+    ``dist=version[,dist=version...]`` (``scanpy=1.11.5``, ``sklearn=1.9.1``; also ``machine=``,
+    ``commit=``, ``env=``, ``blas=``, ``threads=``, ``python=``): every part must hold, versions
+    from the fingerprint (or what asv was asked to install when there is none). Otherwise the
+    selector is a commit hash prefix (4+ hex digits), a machine, an asv environment name,
+    ``machine/env_name`` or the environment's label (exactly, or a unique substring: see
+    :func:`select`).
+    """
+    if "=" in selector:
+        return all(
+            _matches_part(part.strip(), info) for part in selector.split(",") if part.strip()
+        )
+    if selector in (info.label, info.env_name, info.machine, f"{info.machine}/{info.env_name}"):
+        return True
+    return (
+        len(selector) >= 4
+        and all(c in "0123456789abcdef" for c in selector.lower())
+        and (info.commit.lower().startswith(selector.lower()))
+    )
+
+
+def _matches_part(part: str, info: RunInfo) -> bool:
+    key, _, value = part.partition("=")
+    key = key.strip().lower()
+    value = value.strip().lstrip("=")
+    if key in ("machine",):
+        return info.machine == value
+    if key in ("commit",):
+        return info.commit.startswith(value)
+    if key in ("env", "env_name"):
+        return info.env_name == value
+    if key == "blas":
+        return bool(info.blas) and value.lower() in str(info.blas).lower()
+    if key == "threads":
+        return str(info.threads) == value
+    if key == "python":
+        return bool(info.python) and str(info.python).startswith(value)
+    dist = ALIASES.get(key, key)
+    packages = {k.lower(): v for k, v in info.packages}
+    return packages.get(dist) == value
+
+
+def select(selector: str, infos: Iterable[RunInfo]) -> list[RunInfo]:
+    """The runs a selector picks (see :func:`matches`); a label substring if nothing else does."""
+    infos = list(infos)
+    picked = [i for i in infos if matches(selector, i)]
+    if picked or "=" in selector:
+        return picked
+    by_label = [i for i in infos if selector.lower() in i.label.lower()]
+    return by_label

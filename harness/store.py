@@ -18,8 +18,8 @@ import hashlib
 import json
 import os
 import platform
-import sys
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,7 +104,8 @@ def current() -> RunKey:
     return RunKey(
         machine=machine_name(),
         commit=os.environ.get("ASV_COMMIT") or os.environ.get("HARNESS_COMMIT") or "0" * 40,
-        env_name=os.environ.get("ASV_ENV_NAME") or "existing-py" + sys.executable.replace(os.sep, "_"),
+        env_name=os.environ.get("ASV_ENV_NAME")
+        or "existing-py" + sys.executable.replace(os.sep, "_"),
     )
 
 

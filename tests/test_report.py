@@ -1,0 +1,189 @@
+"""The report: Markdown, CSV and one self-contained HTML page; deterministic; renders in Chromium."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import report, results
+from harness.cli import main
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_results import generator, tree_digest, write_result
+
+CHROMIUM_PACKAGES = ("chromium", "chromium-driver")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("rep") / "results"
+    gen = generator()
+    gen.generate(root, 5, profile="smoke", machines=1)
+    gen.add_sidecars(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "report"
+    assert main(["report", str(folder), str(out)]) == 0
+    return out
+
+
+def test_report_files(built):
+    names = sorted(str(p.relative_to(built)) for p in built.rglob("*") if p.is_file())
+    assert names == [
+        "crossenv.csv",
+        "figures/deviation.png",
+        "figures/runtime.png",
+        "report.html",
+        "report.md",
+        "stability.csv",
+    ]
+    md = (built / "report.md").read_text()
+    assert "![Deviation by environment x configuration](figures/deviation.png)" in md
+    assert "## Stability tables" in md and "## Cross-environment deviation" in md
+    assert md.count("| dataset | layout | dtype | solver |") == 5
+    assert "from the baseline E1 = " in md  # the heatmap compares the artifacts
+    for png in built.glob("figures/*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert b"Software" not in png.read_bytes()[:4096]
+
+
+def test_html_is_self_contained(built):
+    html = (built / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>")
+    assert html.count('<img src="data:image/png;base64,') == 2
+    assert not re.search(r'(src|href)="(?!data:)', html)  # nothing external
+    assert "<script" not in html
+    assert html.count("<table") >= 5 + 2  # stability tables, environments, summary, matrices
+
+
+def test_identical_inputs_give_identical_bytes(folder, built, tmp_path):
+    copy = tmp_path / "elsewhere" / "results"
+    shutil.copytree(folder, copy)  # a different path: outputs must not depend on it
+    again = tmp_path / "again"
+    assert main(["report", str(copy), str(again)]) == 0
+    assert tree_digest(again) == tree_digest(built)
+
+
+def test_results_folder_untouched_and_writes_atomic(folder, tmp_path):
+    before = tree_digest(folder)
+    out = tmp_path / "r"
+    assert main(["report", str(folder), str(out)]) == 0
+    assert tree_digest(folder) == before
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_report_of_a_foreign_suite(tmp_path, capsys):
+    write_result(
+        tmp_path / "results" / "m", "a.json", {"x.Suite.time_a": [[0.25, None], [["1", "2"]]]}
+    )
+    assert main(["report", str(tmp_path / "results"), str(tmp_path / "out")]) == 0
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Results" in md and "x.Suite.time_a" in md and "| failed |" in md
+    assert "No artifacts found" in md
+    assert not (tmp_path / "out" / "figures").exists()
+
+
+def test_report_lists_problems(folder, tmp_path):
+    copy = tmp_path / "results"
+    shutil.copytree(folder, copy)
+    (copy / "machine00" / "zz-empty.json").write_text("")
+    loaded = results.scan(copy, warn=lambda line: None)
+    rep = report.build(loaded)
+    assert "## Problems (1)" in rep.markdown
+    assert "- machine00/zz-empty.json: empty file; skipped" in rep.markdown
+
+
+def test_report_bad_outdir(folder, tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("x")
+    assert main(["report", str(folder), str(target)]) == 2
+    assert "exists and is not a directory" in capsys.readouterr().err
+
+
+# --- headless Chromium ------------------------------------------------------------------------------
+
+
+def _install_chromium() -> str | None:
+    """Install the Debian packages where we are root; the reason when Chromium stays missing."""
+    if shutil.which("chromium") and shutil.which("chromedriver"):
+        return None
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return "headless Chromium is not installed (Debian packages chromium and chromium-driver; installing them needs root and apt-get)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (
+        ["apt-get", "update"],
+        ["apt-get", "install", "-y", "--no-install-recommends", *CHROMIUM_PACKAGES],
+    ):
+        try:
+            run = subprocess.run(
+                cmd, env=env, capture_output=True, text=True, timeout=1200, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as err:
+            return f"{' '.join(cmd)} failed: {err}"
+        if run.returncode != 0:
+            tail = (run.stderr or run.stdout).strip().splitlines()[-1:] or ["?"]
+            return f"{' '.join(cmd)} failed: {tail[0]}"
+    if shutil.which("chromium") and shutil.which("chromedriver"):
+        return None
+    return "apt-get installed chromium but chromium/chromedriver are not on PATH"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    reason = _install_chromium()
+    if reason:
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1600,1200",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(
+        options=options, service=Service(executable_path=shutil.which("chromedriver"))
+    )
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def test_html_renders_in_chromium(built, browser):
+    browser.get((built / "report.html").resolve().as_uri())
+    assert browser.execute_script("return document.readyState") == "complete"
+    assert browser.title == "PCA stability report"
+    tables = browser.execute_script(
+        """return Array.from(document.querySelectorAll('table')).map(t => ({
+               rows: t.rows.length, width: t.getBoundingClientRect().width,
+               height: t.getBoundingClientRect().height}));"""
+    )
+    assert len(tables) >= 7
+    assert all(t["rows"] >= 2 and t["width"] > 0 and t["height"] > 0 for t in tables)
+    images = browser.execute_script(
+        """return Array.from(document.querySelectorAll('figure img')).map(i => ({
+               complete: i.complete, w: i.naturalWidth, h: i.naturalHeight,
+               shown: i.getBoundingClientRect().width}));"""
+    )
+    assert len(images) == 2
+    assert all(i["complete"] and i["w"] > 100 and i["h"] > 100 and i["shown"] > 0 for i in images)
+    text = browser.find_element("tag name", "body").text
+    assert "Δ threads" in text and "verdict" in text and "Cross-environment deviation" in text
