@@ -18,7 +18,7 @@ export HARNESS_RESULTS := $(CURDIR)/results
 # (asv.conf.json allows // comment lines, which json does not.)
 PINS = $(shell $(PYTHON) -c 'import json; t = "".join(l for l in open("asv.conf.json") if not l.lstrip().startswith("//")); m = json.loads(t)["matrix"]["req"]; print(" ".join(f"{k}=={v[0]}" for k, v in m.items() if v and v[0]))')
 
-.PHONY: bench test test-slow lint clean venv
+.PHONY: bench test test-slow lint clean venv study
 
 venv: $(VENV)/.installed
 
@@ -35,6 +35,13 @@ bench: venv
 	HARNESS_COMMIT=$$(git rev-parse HEAD) $(ASV) run -E existing:$(CURDIR)/$(PY) \
 		--set-commit-hash $$(git rev-parse HEAD) --machine $(MACHINE) --launch-method forkserver $(ASV_ARGS)
 	$(PY) -m harness table results --machine $(MACHINE) --commit $$(git rev-parse HEAD)
+
+# The published study: every environment of asv.conf.json's matrix (releases, kernel families,
+# thread counts, BLAS implementations). Resumable: environments with results are skipped.
+study: venv
+	$(PY) -m harness.setup_backends --python $(CURDIR)/$(PY)
+	$(PY) -m harness.study --machine $(MACHINE)
+	$(PY) -m harness table results --machine $(MACHINE)
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
