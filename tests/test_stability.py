@@ -1,0 +1,107 @@
+"""The stability checks on planted non-determinism, in this process and in fresh processes.
+
+A fake solver that adds 1e-7 relative noise on every call must be reported not reproducible by
+the repeat and process checks; the deterministic one must be reported bitwise. The noise is
+planted in the fresh interpreters through a ``sitecustomize`` module on PYTHONPATH, so the
+production code runs unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+
+import numpy as np
+import pytest
+
+from harness import datasets, pca, stability
+from harness.stability import Config
+
+CONFIG = Config("pbmc68k_reduced", "dense", "float64", "arpack")
+
+NOISY = textwrap.dedent(
+    """
+    import os
+    import numpy as np
+    import harness.pca as pca
+
+    _real = pca.run_pca
+
+    def _noisy(adata, **kwargs):
+        result = _real(adata, **kwargs)
+        rng = np.random.default_rng(int.from_bytes(os.urandom(8), "little"))
+        bump = lambda a: a * (1 + 1e-7 * rng.standard_normal(a.shape))
+        return pca.PCAResult(bump(result.embedding), bump(result.loadings), result.variance, result.variance_ratio)
+
+    pca.run_pca = _noisy
+    """
+)
+
+
+def _noisy_run_pca(real):
+    rng = np.random.default_rng(int.from_bytes(os.urandom(8), "little"))
+
+    def run(adata, **kwargs):
+        r = real(adata, **kwargs)
+        bump = lambda a: a * (1 + 1e-7 * rng.standard_normal(a.shape))  # noqa: E731
+        return pca.PCAResult(bump(r.embedding), bump(r.loadings), r.variance, r.variance_ratio)
+
+    return run
+
+
+@pytest.fixture
+def isolated(tmp_path, monkeypatch):
+    """A private result cache and results folder, so nothing computed elsewhere is reused."""
+    monkeypatch.setenv("HARNESS_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("HARNESS_COMMIT", f"{os.getpid():040d}")
+    monkeypatch.setenv("ASV_ENV_NAME", f"test-{tmp_path.name}")
+    monkeypatch.setenv("HARNESS_MACHINE", "testbox")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    real = datasets.cache_dir()
+    if real.exists():  # reuse the prepared datasets, not the PCA results
+        for item in real.iterdir():
+            if item.name != "pca":
+                (cache / item.name).symlink_to(item)
+    monkeypatch.setenv("HARNESS_CACHE", str(cache))
+    return tmp_path
+
+
+def test_deterministic_solver_is_bitwise_under_repeat_and_process(isolated):
+    stability.run_fresh_processes([CONFIG])
+    for check in ("repeat", "process"):
+        record = stability.evaluate(check, CONFIG)
+        assert record["value"] == 0.0, check
+        assert record["comparison"]["bitwise"], check
+
+
+def test_noisy_solver_is_not_reproducible_under_repeat(isolated, monkeypatch):
+    monkeypatch.setattr(stability, "run_pca", _noisy_run_pca(pca.run_pca))
+    record = stability.evaluate("repeat", CONFIG)
+    assert not record["comparison"]["bitwise"]
+    assert 1e-9 < record["value"] < 1e-5
+    assert record["n_samples"] == stability.REPEATS
+
+
+def test_noisy_solver_is_not_reproducible_across_processes(isolated, monkeypatch):
+    site = isolated / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(NOISY)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    stability.run_fresh_processes([CONFIG])
+    record = stability.evaluate("process", CONFIG)
+    assert not record["comparison"]["bitwise"]
+    assert 1e-9 < record["value"] < 1e-5
+
+
+def test_process_check_leaves_a_cross_environment_artifact(isolated):
+    from harness import artifacts
+
+    stability.run_fresh_processes([CONFIG])
+    (digest,) = artifacts.load_all(isolated / "results")
+    assert digest.params == CONFIG.params()
+    assert digest.condition["process"] == "fresh-1"
+    result = stability.cached(CONFIG, stability.FRESH[0])
+    assert np.array_equal(
+        digest.sample.embedding, result.embedding[digest.cells].astype(np.float64)
+    )
