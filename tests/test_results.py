@@ -18,21 +18,6 @@ import pytest
 from harness import results
 
 ROOT = Path(__file__).resolve().parents[1]
-COLUMNS = [
-    "result",
-    "params",
-    "version",
-    "started_at",
-    "duration",
-    "stats_ci_99_a",
-    "stats_ci_99_b",
-    "stats_q_25",
-    "stats_q_75",
-    "stats_number",
-    "stats_repeat",
-    "samples",
-    "profile",
-]
 
 
 def generator():
@@ -64,7 +49,7 @@ def write_result(folder: Path, name: str, results_: dict, *, commit="a" * 40, en
         "python": "3.11",
         "requirements": {"numpy": "2.4.6"},
         "env_vars": {},
-        "result_columns": COLUMNS,
+        "result_columns": generator().RESULT_COLUMNS,
         "results": results_,
         "durations": {},
         "version": 2,
@@ -222,7 +207,7 @@ def test_nan_infinity_literals_null_result_and_trailing_columns(tmp_path):
             "commit_hash": "b" * 40,
             "env_name": "e",
             "params": {"machine": "m"},
-            "result_columns": COLUMNS,
+            "result_columns": generator().RESULT_COLUMNS,
             "results": {
                 "a.track_inf": [[1.0, float("inf"), float("nan")], [["1", "2", "3"]]],
                 "a.time_all_failed": [None, [["1", "2"]]],
