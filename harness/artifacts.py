@@ -12,7 +12,7 @@ Each digest keeps, per (machine, commit, environment, configuration):
   available across environments (it needs every cell).
 
 At 12 + 12 rows x 50 components x 8 bytes plus the variance and metadata a digest is about
-12 kB: under 1 MB for the quick profile's 96 configurations of one environment.
+10 kB compressed: under 1 MB for the quick profile's 96 configurations of one environment.
 """
 
 from __future__ import annotations
@@ -90,7 +90,10 @@ def make(
 
 
 def save(digest: Digest, path: Path) -> None:
-    """Write a digest as .npz (atomically): arrays plus a JSON ``meta`` string."""
+    """Write a digest as compressed .npz (atomically): arrays plus the JSON ``meta`` as bytes.
+
+    Compression matters: X_pca is float32 upcast to float64, so half its bytes are zeros.
+    """
     meta = {
         **digest.key.to_dict(),
         "params": digest.params,
@@ -99,9 +102,9 @@ def save(digest: Digest, path: Path) -> None:
         "shape": digest.shape,
     }
     with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(
+        np.savez_compressed(
             fh,
-            meta=np.array(io.dumps(meta)),
+            meta=np.frombuffer(io.dumps(meta).encode(), dtype=np.uint8),  # str arrays are UTF-32
             embedding=digest.sample.embedding,
             loadings=digest.sample.loadings,
             variance=digest.sample.variance,
@@ -115,7 +118,8 @@ def load(path: Path) -> Digest:
     """Read one digest; raises ValueError (with the reason) for anything that is not one."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            meta = json.loads(str(z["meta"]))
+            raw = z["meta"]
+            meta = json.loads(str(raw) if raw.dtype.kind == "U" else raw.tobytes().decode())
             sample = PCAResult(z["embedding"], z["loadings"], z["variance"], z["variance_ratio"])
             cells, genes = z["cells"], z["genes"]
     except (OSError, KeyError, ValueError, EOFError) as err:
