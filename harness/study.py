@@ -201,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = root / ".asv" / "study-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HARNESS_MACHINE", args.machine)
+    # asv points ASV_CONF_DIR at the one-environment config's folder: name the real results folder.
+    os.environ.setdefault("HARNESS_RESULTS", str(results_dir))
     subprocess.run(
         [sys.executable, "-m", "asv", "machine", "--yes", "--machine", args.machine],
         cwd=root,
