@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import blas
+from harness.store import cache_dir
 
 ENV = "HARNESS_BLAS"
 MKL_SONAME = "libmkl_rt.so.3"
@@ -84,11 +85,6 @@ BACKENDS: dict[str, Backend] = {
         ),
     )
 }
-
-
-def cache_dir() -> Path:
-    """$HARNESS_CACHE, else ~/.cache/pca-harness (as harness.datasets, which imports numpy)."""
-    return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "pca-harness")
 
 
 def mkl_dir() -> Path:

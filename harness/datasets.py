@@ -25,6 +25,7 @@ from scipy import sparse
 
 from harness import io
 from harness.pca import DType, Layout, as_layout
+from harness.store import cache_dir
 
 PROFILES = ("smoke", "quick", "full")  # smoke: the smallest real dataset only, for tests
 SCANPY_SDIST = "scanpy==1.11.5"
@@ -46,12 +47,6 @@ class Dataset:
     source: Callable[[], object]
     counts: bool
     profiles: tuple[str, ...]
-
-
-def cache_dir() -> Path:
-    """Where datasets live: $HARNESS_CACHE, else ~/.cache/pca-harness."""
-    root = os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "pca-harness"
-    return Path(root)
 
 
 # --- sources ---------------------------------------------------------------------------------

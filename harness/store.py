@@ -61,6 +61,14 @@ class RunKey:
         return {"machine": self.machine, "commit": self.commit, "env_name": self.env_name}
 
 
+def cache_dir() -> Path:
+    """Datasets, PCA results and built wheels: $HARNESS_CACHE, else ~/.cache/pca-harness.
+
+    (Standard library only: harness.backends needs it before numpy may be imported.)
+    """
+    return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "pca-harness")
+
+
 def machine_name() -> str:
     """asv's machine name: $HARNESS_MACHINE, else the only entry of ~/.asv-machine.json, else the host."""
     if os.environ.get("HARNESS_MACHINE"):
