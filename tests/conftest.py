@@ -37,6 +37,40 @@ def write_bad_inputs(folder: Path) -> dict[str, Path]:
     return {"broken": not_h5ad, "with_nan": nan_file}
 
 
+def run_asv_once(
+    cwd: Path, env: dict[str, str], machine: str, commit: str, *extra: str, timeout: float
+) -> subprocess.CompletedProcess:
+    """Real `asv machine` + `asv run` on this interpreter, one sample a benchmark (-a overrides)."""
+    asv = [sys.executable, "-m", "asv"]
+    subprocess.run(
+        [*asv, "machine", "--yes", "--machine", machine],
+        cwd=cwd,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    once = ["-a", "repeat=1", "-a", "warmup_time=0", "-a", "rounds=1"]
+    return subprocess.run(
+        [
+            *asv,
+            "run",
+            "-E",
+            f"existing:{sys.executable}",
+            "--set-commit-hash",
+            commit,
+            "--machine",
+            machine,
+            *extra,
+            *once,
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @pytest.fixture(scope="session")
 def asv_smoke(tmp_path_factory):
     """Run the real suite with asv on pbmc68k_reduced (plus two bad user files) once per session.
@@ -64,43 +98,11 @@ def asv_smoke(tmp_path_factory):
         "HARNESS_CACHE": str(_cache_dir(tmp_path_factory)),
         "HARNESS_DATASETS": os.pathsep.join(str(p) for p in bad.values()),
     }
-    asv = [sys.executable, "-m", "asv"]
-    subprocess.run(
-        [*asv, "machine", "--yes", "--machine", MACHINE],
-        cwd=work,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()
     env["HARNESS_COMMIT"] = commit  # asv sets no ASV_* variables for an existing interpreter
-    run = subprocess.run(
-        [
-            *asv,
-            "run",
-            "-E",
-            f"existing:{sys.executable}",
-            "--set-commit-hash",
-            commit,
-            "--machine",
-            MACHINE,
-            "--launch-method",
-            "forkserver",
-            "-a",
-            "repeat=1",
-            "-a",
-            "warmup_time=0",
-            "-a",
-            "rounds=1",
-        ],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
+    run = run_asv_once(work, env, MACHINE, commit, "--launch-method", "forkserver", timeout=1500)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
     return {
         "results": results,

@@ -13,11 +13,11 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import run_asv_once
 
 from harness import results
 from harness.cli import main
@@ -104,37 +104,7 @@ def foreign(tmp_path_factory):
     _git("commit", "-q", "-m", "foreign suite", cwd=proj)
     commit = _git("rev-parse", "HEAD", cwd=proj)
     env = {**os.environ, "HOME": str(proj)}  # asv machine writes ~/.asv-machine.json
-    asv = [sys.executable, "-m", "asv"]
-    subprocess.run(
-        [*asv, "machine", "--yes", "--machine", "m"],
-        cwd=proj,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-    run = subprocess.run(
-        [
-            *asv,
-            "run",
-            "-E",
-            f"existing:{sys.executable}",
-            "--set-commit-hash",
-            commit,
-            "--machine",
-            "m",
-            "-a",
-            "repeat=1",
-            "-a",
-            "warmup_time=0",
-            "-a",
-            "rounds=1",
-        ],
-        cwd=proj,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    run = run_asv_once(proj, env, "m", commit, timeout=600)
     assert run.returncode in (0, 2), (
         run.stdout[-3000:] + run.stderr[-3000:]
     )  # 2: a benchmark failed
