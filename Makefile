@@ -6,6 +6,7 @@ VENV     := .venv
 PY       := $(VENV)/bin/python
 ASV      := $(VENV)/bin/asv
 PROFILE  ?= quick
+STUDY_PROFILE ?= study
 MACHINE  ?= $(shell hostname)
 PYTEST_ARGS ?=
 
@@ -38,6 +39,7 @@ bench: venv
 
 # The published study: every environment of asv.conf.json's matrix (releases, kernel families,
 # thread counts, BLAS implementations). Resumable: environments with results are skipped.
+study: export HARNESS_PROFILE = $(STUDY_PROFILE)
 study: venv
 	$(PY) -m harness.setup_backends --python $(CURDIR)/$(PY)
 	$(PY) -m harness.study --machine $(MACHINE)

@@ -23,7 +23,7 @@ ALL_CORES = (
 )
 THREADS = sorted({1, ALL_CORES})
 DATASETS = datasets.names()
-QUICK = datasets.profile() != "full"
+PROFILE = datasets.profile()
 
 
 def skip(reason: str, benchmark: str | None = None, params: dict | None = None) -> None:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from harness import stability
 from harness.pca import PCAResult, run_pca
 
-from .common import QUICK, PCAParams
+from .common import PROFILE, PCAParams
 
 
 class PCA(PCAParams):
@@ -20,8 +20,9 @@ class PCA(PCAParams):
     # The warmup call plus at least 5 samples: at threads=1 they are also the stability suite's
     # repeat check (identical calls in one process, see teardown). 4 samples cut the quick
     # profile by 40 s but left only 62% of the timings within 5% IQR (85% with 5).
-    repeat = (5, 8, 1.0) if QUICK else (10, 30, 20.0)
-    rounds = 1 if QUICK else 2
+    # The study runs 26 environments: exactly the 5 samples the repeat check needs.
+    repeat = {"full": (10, 30, 20.0), "study": (5, 5, 0.5)}.get(PROFILE, (5, 8, 1.0))
+    rounds = 2 if PROFILE == "full" else 1
     min_run_count = 2
     version = "pca-4"
 

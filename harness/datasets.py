@@ -27,7 +27,8 @@ from harness import io
 from harness.pca import DType, Layout, as_layout
 from harness.store import cache_dir
 
-PROFILES = ("smoke", "quick", "full")  # smoke: the smallest real dataset only, for tests
+# smoke: the smallest real dataset only, for tests; study: the real datasets, for the matrix study.
+PROFILES = ("smoke", "study", "quick", "full")
 SCANPY_SDIST = "scanpy==1.11.5"
 TENX_MEMBER = "tests/_data/10x-10k-subset.zarr"
 USER_PREFIX = "user:"
@@ -142,7 +143,7 @@ DATASETS: dict[str, Dataset] = {
             "10x counts from scanpy's sdist (10,000 x 1,000)",
             _tenx_10k,
             True,
-            ("quick", "full"),
+            ("study", "quick", "full"),
         ),
         Dataset(
             "synthetic_small",

@@ -6,6 +6,10 @@ asv.conf.json (absolute paths, same results and env folders) and runs asv on it 
 interrupted study resumes where it stopped. An environment that fails to install leaves a
 'failed to install' record with the reason, so it is never silently missing from the tables.
 
+The study is pinned to one commit, kept in ``results/<machine>/harness/study/study.json`` when
+it starts: later commits (tables, write-up) resume it instead of starting over. ``--commit REV``
+starts (or resumes) the study of another commit.
+
     python -m harness.study [--list] [--only REGEX] [--commit REV] [--machine NAME]
 """
 
@@ -109,6 +113,23 @@ def _failure_path(results_dir: Path, machine: str, commit: str, step: Step) -> P
     )
 
 
+def _pin_path(results_dir: Path, machine: str) -> Path:
+    return results_dir / machine / store.HARNESS_DIR / "study" / "study.json"
+
+
+def pinned_commit(results_dir: Path, machine: str) -> str | None:
+    """The commit of this machine's study, or None before a study started."""
+    path = _pin_path(results_dir, machine)
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())["commit"]
+
+
+def pin(results_dir: Path, machine: str, commit: str) -> None:
+    """Record the commit the study of ``machine`` measures."""
+    io.write_text(_pin_path(results_dir, machine), json.dumps({"commit": commit}) + "\n")
+
+
 def has_results(results_dir: Path, machine: str, commit: str, step: Step) -> bool:
     """True when asv already saved results of this commit and environment."""
     folder = results_dir / machine
@@ -177,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--list", action="store_true", help="list the environments and whether they are done"
     )
-    parser.add_argument("--commit", default="HEAD")
+    parser.add_argument(
+        "--commit", help="the commit to study (default: the pinned study's commit, else HEAD)"
+    )
     parser.add_argument("--machine", default=store.machine_name())
     args = parser.parse_args(argv)
 
@@ -186,18 +209,21 @@ def main(argv: list[str] | None = None) -> int:
     conf_path = Path(args.config).resolve()
     conf = load_conf(conf_path)
     root = conf_path.parent
-    commit = subprocess.run(
-        ["git", "rev-parse", args.commit], cwd=root, capture_output=True, text=True, check=True
-    ).stdout.strip()
     results_dir = root / conf.get("results_dir", "results")
+    rev = args.commit or pinned_commit(results_dir, args.machine) or "HEAD"
+    commit = subprocess.run(
+        ["git", "rev-parse", rev], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
     todo = [s for s in steps(conf_path) if not args.only or re.search(args.only, s.describe())]
     if args.list:
+        print(f"study of {commit[:8]} on {args.machine}")
         for s in todo:
             print(
                 ("done " if has_results(results_dir, args.machine, commit, s) else "todo ")
                 + s.describe()
             )
         return 0
+    pin(results_dir, args.machine, commit)
     log_dir = root / ".asv" / "study-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("HARNESS_MACHINE", args.machine)

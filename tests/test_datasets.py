@@ -95,5 +95,6 @@ def test_unknown_profile_is_refused(monkeypatch):
 
 def test_profiles():
     assert datasets.names("smoke") == ["pbmc68k_reduced"]
+    assert datasets.names("study") == ["pbmc68k_reduced", "10x_10k"]  # real data only
     assert {"pbmc68k_reduced", "10x_10k", "synthetic_small"} == set(datasets.names("quick"))
     assert {"synthetic_medium", "synthetic_large"} < set(datasets.names("full"))
