@@ -6,7 +6,7 @@ asv.conf.json (absolute paths, same results and env folders) and runs asv on it 
 interrupted study resumes where it stopped. An environment that fails to install leaves a
 'failed to install' record with the reason, so it is never silently missing from the tables.
 
-The study is pinned to one commit, kept in ``results/<machine>/harness/study/study.json`` when
+The study is pinned to one commit, kept in ``results/<machine>/harness/study/study.jsonl`` when
 it starts: later commits (tables, write-up) resume it instead of starting over. ``--commit REV``
 starts (or resumes) the study of another commit.
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import io, store
+from harness import io, missing, store
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,18 +103,9 @@ def step_conf(conf: dict[str, Any], step: Step, root: Path) -> dict[str, Any]:
     return one
 
 
-def _failure_path(results_dir: Path, machine: str, commit: str, step: Step) -> Path:
-    return (
-        results_dir
-        / machine
-        / store.HARNESS_DIR
-        / "study"
-        / f"{commit[:8]}-{store.env_key(step.env_name)}.jsonl"
-    )
-
-
 def _pin_path(results_dir: Path, machine: str) -> Path:
-    return results_dir / machine / store.HARNESS_DIR / "study" / "study.json"
+    # Not .json: asv reads every .json file under results/ as one of its own.
+    return results_dir / machine / store.HARNESS_DIR / "study" / "study.jsonl"
 
 
 def pinned_commit(results_dir: Path, machine: str) -> str | None:
@@ -122,12 +113,12 @@ def pinned_commit(results_dir: Path, machine: str) -> str | None:
     path = _pin_path(results_dir, machine)
     if not path.exists():
         return None
-    return json.loads(path.read_text())["commit"]
+    return json.loads(path.read_text().splitlines()[0])["commit"]
 
 
 def pin(results_dir: Path, machine: str, commit: str) -> None:
     """Record the commit the study of ``machine`` measures."""
-    io.write_text(_pin_path(results_dir, machine), json.dumps({"commit": commit}) + "\n")
+    io.write_jsonl(_pin_path(results_dir, machine), [{"commit": commit}])
 
 
 def has_results(results_dir: Path, machine: str, commit: str, step: Step) -> bool:
@@ -168,25 +159,38 @@ def run_step(
         proc = subprocess.run(cmd, cwd=root, stdout=fh, stderr=subprocess.STDOUT, check=False)
     results_dir = Path(step_conf(conf, step, root)["results_dir"])
     if has_results(results_dir, machine, commit, step):
-        _failure_path(results_dir, machine, commit, step).unlink(missing_ok=True)
+        missing.clear(results_dir, machine, commit, step.env_name)
         return "done"
     tail = log.read_text(errors="replace").splitlines()[-15:]
     reason = next(
         (line.strip() for line in reversed(tail) if "rror" in line), f"asv exited {proc.returncode}"
     )
-    record = {
+    status = "backend unavailable" if "BackendUnavailable" in reason else "failed to install"
+    missing.write(results_dir, _record(step, machine, commit, status, reason, log.name))
+    return status
+
+
+def _record(step: Step, machine: str, commit: str, status: str, reason: str, log: str) -> dict:
+    return {
         "machine": machine,
         "commit": commit,
         "env_name": step.env_name,
-        "status": "failed to install",
+        "status": status,
         "reason": reason,
-        "requirements": step.req,
-        "env_nobuild": step.env_nobuild,
         "python": step.python,
-        "log": str(log),
+        "requirements": step.req,
+        "env": step.env,
+        "env_nobuild": step.env_nobuild,
+        "log": log,
     }
-    io.write_jsonl(_failure_path(results_dir, machine, commit, step), [record])
-    return "failed to install"
+
+
+def backend_problem(step: Step) -> str | None:
+    """Why the BLAS implementation this step asks for cannot be loaded here (None: it can)."""
+    from harness import backends
+
+    name = step.env_nobuild.get(backends.ENV) or step.env.get(backends.ENV)
+    return backends.unavailable_reason(name) if name else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,18 +221,21 @@ def main(argv: list[str] | None = None) -> int:
     todo = [s for s in steps(conf_path) if not args.only or re.search(args.only, s.describe())]
     if args.list:
         print(f"study of {commit[:8]} on {args.machine}")
+        failures = {
+            r["env_name"]: r["status"]
+            for r in missing.load(results_dir, machine=args.machine, commit=commit[:8])
+        }
         for s in todo:
-            print(
-                ("done " if has_results(results_dir, args.machine, commit, s) else "todo ")
-                + s.describe()
-            )
+            done = has_results(results_dir, args.machine, commit, s)
+            state = "done" if done else failures.get(s.env_name, "todo")
+            print(f"{state:<20}{s.describe()}")
         return 0
     pin(results_dir, args.machine, commit)
     log_dir = root / ".asv" / "study-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("HARNESS_MACHINE", args.machine)
+    os.environ["HARNESS_MACHINE"] = args.machine
     # asv points ASV_CONF_DIR at the one-environment config's folder: name the real results folder.
-    os.environ.setdefault("HARNESS_RESULTS", str(results_dir))
+    os.environ["HARNESS_RESULTS"] = str(results_dir)
     subprocess.run(
         [sys.executable, "-m", "asv", "machine", "--yes", "--machine", args.machine],
         cwd=root,
@@ -241,11 +248,19 @@ def main(argv: list[str] | None = None) -> int:
         bar.set_description(s.describe()[:60])
         if has_results(results_dir, args.machine, commit, s):
             continue
+        if reason := backend_problem(s):
+            # No environment is built for a backend that cannot load: say so, go on.
+            record = _record(s, args.machine, commit, "backend unavailable", reason, "")
+            missing.write(results_dir, record)
+            failed += 1
+            bar.write(f"backend unavailable: {s.describe()}: {reason}")
+            continue
         outcome = run_step(s, conf, commit, args.machine, root, log_dir)
         failed += outcome != "done"
         bar.write(f"{outcome}: {s.describe()}")
     print(
-        f"{len(todo) - failed} of {len(todo)} environments have results; {failed} failed to install (see results/*/harness/study/)"
+        f"{len(todo) - failed} of {len(todo)} environments have results; {failed} failed to "
+        "install or lack their backend (see `harness table`)"
     )
     return 0
 

@@ -731,16 +731,32 @@ def render_table(
     generic: bool = False,
     summary: str = "",
     summary_obj: dict[str, Any] | None = None,
+    without: list[dict[str, Any]] | None = None,
 ) -> str:
-    """The table as md, csv, json or a self-contained html page."""
+    """The table as md, csv, json or a self-contained html page.
+
+    ``without`` lists the environments that have no results ('failed to install', 'backend
+    unavailable'; :mod:`harness.missing`), shown after the tables so none is silently missing.
+    """
+    from harness import missing
+
+    without = without or []
     if fmt == "md":
-        return to_markdown(table, generic=generic, summary=summary)
+        return to_markdown(table, generic=generic, summary=missing.to_markdown(without) + summary)
     if fmt == "csv":
-        return render.csv_text(table.drop(columns=["run"]))
+        import pandas as pd
+
+        frames = [table.drop(columns=["run"], errors="ignore"), pd.DataFrame(without)]
+        frames = [f for f in frames if not f.empty]
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        return render.csv_text(frame)
     if fmt == "json":
-        return to_json(table, generic=generic, summary=summary_obj)
+        return to_json(
+            table, generic=generic, summary={**(summary_obj or {}), "without_results": without}
+        )
     if fmt == "html":
         body = "<h1>Stability tables</h1>\n" + to_html_body(table, generic=generic)
+        body += missing.to_html(without)
         if summary:
             body += f"<p>{render.esc(summary)}</p>\n"
         return render.html_page("Stability tables", body)
@@ -830,7 +846,18 @@ def build(loaded: Loaded, args: argparse.Namespace) -> tuple[pd.DataFrame, bool]
 
 
 def cli_table(args: argparse.Namespace) -> int:
-    loaded = load(args.results, "table")
+    from harness import missing
+
+    without = missing.load(args.results, machine=args.machine, commit=args.commit)
+    try:
+        loaded = load(args.results, "table")
+    except HarnessError:
+        if not without:
+            raise
+        import pandas as pd
+
+        output(render_table(pd.DataFrame(), args.format, without=without), args.out)
+        return 0
     table, generic = build(loaded, args)
     text = render_table(
         table,
@@ -838,6 +865,7 @@ def cli_table(args: argparse.Namespace) -> int:
         generic=generic,
         summary=summary_line(loaded),
         summary_obj=summary_obj(loaded),
+        without=without,
     )
     output(text, args.out)
     if args.format in ("csv", "json") or args.out:

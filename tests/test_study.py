@@ -1,0 +1,80 @@
+"""The study driver on a real clone: environments that cannot run are recorded and tabulated."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from harness import missing
+from harness.study import load_conf, pinned_commit, steps
+
+ROOT = Path(__file__).resolve().parents[1]
+MACHINE = "studybox"
+
+
+def _clone_with_matrix(tmp_path: Path, include: list[dict]) -> Path:
+    """A clone of this repository whose asv.conf.json builds only ``include``."""
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+    conf = load_conf(repo / "asv.conf.json")
+    conf.update(matrix={}, include=include, exclude=[])
+    (repo / "asv.conf.json").write_text(json.dumps(conf, indent=1))
+    return repo
+
+
+def _run(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARNESS_", "ASV_"))}
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_unloadable_backend_and_failed_install_show_in_the_table(tmp_path):
+    baseline = load_conf(ROOT / "asv.conf.json")["matrix"]["req"]
+    req = {k: v[0] for k, v in baseline.items()}
+    repo = _clone_with_matrix(
+        tmp_path,
+        [
+            # HARNESS_BLAS names no implementation: no environment is built for it.
+            {"python": "3.11", "req": req, "env_nobuild": {"HARNESS_BLAS": "nonesuch"}},
+            # A release that does not exist: pip fails inside a real asv environment.
+            {"python": "3.11", "req": {**req, "scanpy": "0.0.1"}},
+        ],
+    )
+    assert len(steps(repo / "asv.conf.json")) == 2
+
+    run = _run(repo, "harness.study", "--machine", MACHINE)
+    assert run.returncode == 0, run.stderr
+    assert "0 of 2 environments have results" in run.stdout
+
+    results = repo / "results"
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert pinned_commit(results, MACHINE) == head
+    rows = {r["status"]: r for r in missing.load(results, machine=MACHINE)}
+    assert set(rows) == {"backend unavailable", "failed to install"}
+    assert "unknown backend 'nonesuch'" in rows["backend unavailable"]["reason"]
+    assert "HARNESS_BLAS=nonesuch" in rows["backend unavailable"]["environment"]
+    assert "scanpy 0.0.1" in rows["failed to install"]["environment"]
+    assert rows["failed to install"]["reason"]
+
+    listing = _run(repo, "harness.study", "--machine", MACHINE, "--list").stdout
+    assert "backend unavailable" in listing and "failed to install" in listing
+
+    table = _run(repo, "harness", "table", "results", "--machine", MACHINE)
+    assert table.returncode == 0, table.stderr
+    assert "Environments without results" in table.stdout
+    assert "unknown backend 'nonesuch'" in table.stdout
+    assert "| failed to install |" in table.stdout
+
+    as_json = json.loads(_run(repo, "harness", "table", "results", "--format", "json").stdout)
+    assert {r["status"] for r in as_json["summary"]["without_results"]} == set(rows)
