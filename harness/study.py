@@ -161,13 +161,19 @@ def run_step(
     if has_results(results_dir, machine, commit, step):
         missing.clear(results_dir, machine, commit, step.env_name)
         return "done"
-    tail = log.read_text(errors="replace").splitlines()[-15:]
-    reason = next(
-        (line.strip() for line in reversed(tail) if "rror" in line), f"asv exited {proc.returncode}"
-    )
+    reason = failure_reason(log.read_text(errors="replace"), proc.returncode)
     status = "backend unavailable" if "BackendUnavailable" in reason else "failed to install"
     missing.write(results_dir, _record(step, machine, commit, status, reason, log.name))
     return status
+
+
+def failure_reason(log: str, returncode: int) -> str:
+    """The line of an asv log that says why: pip's last ERROR line, else the last error line."""
+    lines = [line.strip() for line in log.splitlines()]
+    pip = [line for line in lines if line.startswith("ERROR: ")]
+    if pip:
+        return pip[-1].removeprefix("ERROR: ")
+    return next((line for line in reversed(lines) if "rror" in line), f"asv exited {returncode}")
 
 
 def _record(step: Step, machine: str, commit: str, status: str, reason: str, log: str) -> dict:

@@ -656,7 +656,7 @@ def to_markdown(
 ) -> str:
     parts = []
     if table.empty:
-        parts.append("No results to tabulate.\n")
+        parts.append("No results to tabulate.\n\n")
     for meta, sub in _groups(table):
         sub, note = _visible(sub, generic)
         headers, rows, _, numeric = (
