@@ -1,4 +1,5 @@
-"""Which BLAS/LAPACK implementation a benchmark process runs on, chosen by HARNESS_BLAS.
+"""Which BLAS/LAPACK implementation a benchmark process runs on, chosen by HARNESS_BLAS, and
+which PCA implementation scikit-learn hands out, chosen by HARNESS_SKLEARNEX.
 
 A numpy built from source against the generic ``libblas.so.3``/``liblapack.so.3`` runs on whatever
 the dynamic loader hands it. :func:`select` preloads the chosen pair with RTLD_GLOBAL before numpy
@@ -21,6 +22,7 @@ from harness import blas
 from harness.store import cache_dir
 
 ENV = "HARNESS_BLAS"
+SKLEARNEX_ENV = "HARNESS_SKLEARNEX"
 MKL_SONAME = "libmkl_rt.so.3"
 
 
@@ -183,6 +185,37 @@ def select_from_env() -> str | None:
         raise BackendUnavailable(_hook_failure)
     select(name)
     return name
+
+
+def sklearnex_requested() -> bool:
+    """True when $HARNESS_SKLEARNEX asks for scikit-learn-intelex's PCA (1, true, yes)."""
+    return os.environ.get(SKLEARNEX_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+_sklearnex_active = False
+
+
+def activate_pca_implementation() -> str:
+    """Patch scikit-learn's PCA with scikit-learn-intelex's (oneDAL) when asked; return its name.
+
+    Idempotent. scanpy imports ``sklearn.decomposition.PCA`` when it runs PCA, so patching any
+    time before the call suffices. sklearnex runs oneDAL only where it supports the parameters
+    (dense input; 'full' and 'covariance_eigh' solvers) and falls back to scikit-learn elsewhere.
+    """
+    global _sklearnex_active
+    if not sklearnex_requested():
+        return "scikit-learn"
+    if not _sklearnex_active:
+        if importlib.util.find_spec("sklearnex") is None:
+            raise BackendUnavailable(
+                f"{SKLEARNEX_ENV} is set but scikit-learn-intelex is not installed "
+                "(pip install scikit-learn-intelex)"
+            )
+        from sklearnex import patch_sklearn
+
+        patch_sklearn(["sklearn.decomposition.PCA"], verbose=False)
+        _sklearnex_active = True
+    return "sklearnex"
 
 
 def hook() -> None:

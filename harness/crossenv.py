@@ -54,6 +54,8 @@ PAIR_COLUMNS = [
     "n_unexplained",
     "angle_all_deg",
     "variance_max_rel_diff",
+    "lead_rel_diff",
+    "trail_rel_diff",
     "verdict",
 ]
 
@@ -236,7 +238,7 @@ def crossenv(
     """
     import pandas as pd
 
-    from harness import artifacts, results, tables
+    from harness import artifacts, metrics, results, tables
 
     root = Path(root)
     if not root.is_dir():
@@ -300,6 +302,7 @@ def crossenv(
             pairs = list(itertools.combinations(present, 2))
         for a, b in pairs:
             res = compare(by_run[a][config], by_run[b][config])
+            lead, trail = metrics.leading_trailing(res.get("component_rel_diff"))
             rows.append(
                 {
                     "dataset": config[0],
@@ -319,6 +322,8 @@ def crossenv(
                     "n_unexplained": res.get("n_unexplained"),
                     "angle_all_deg": res.get("angle_all_deg"),
                     "variance_max_rel_diff": res.get("variance_max_rel_diff"),
+                    "lead_rel_diff": 0.0 if res.get("bitwise") else lead,
+                    "trail_rel_diff": 0.0 if res.get("bitwise") else trail,
                     "verdict": pair_verdict(res, tolerance)
                     if res.get("comparable", True)
                     else "not comparable",

@@ -34,6 +34,7 @@ ENV_PREFIXES = (
     "GOTO_",
     "KMP_",
     "HARNESS_BLAS",
+    "HARNESS_SKLEARNEX",
     "LD_LIBRARY_PATH",
     "LD_PRELOAD",
 )
@@ -111,6 +112,8 @@ def label(fp: dict[str, Any]) -> str:
         )
         if pk.get(dist)
     ]
+    if (fp.get("env_vars") or {}).get("HARNESS_SKLEARNEX") and pk.get("scikit-learn-intelex"):
+        parts.append(f"sklearnex {pk['scikit-learn-intelex']}")
     if fp.get("blas"):
         parts.append(fp["blas"])
     cbwr = (fp.get("env_vars") or {}).get("MKL_CBWR")

@@ -115,6 +115,24 @@ def component_rel_diff(ref: PCAResult, aligned: PCAResult) -> np.ndarray:
     return _safe_ratio(np.abs(ea - eb).max(axis=0), np.abs(ea).max(axis=0))
 
 
+LEADING = 10  # the "leading" and "trailing" components: the first and the last ten
+
+
+def leading_trailing(
+    component_rel_diff: Sequence[float] | None, k: int = LEADING
+) -> tuple[float, float]:
+    """Worst per-component deviation among the first ``k`` and the last ``k`` components.
+
+    Trailing components sit on small eigengaps, so they move first; NaN when not recorded.
+    """
+    rel = np.asarray(
+        [math.nan if v is None else v for v in (component_rel_diff or [])], dtype=np.float64
+    )
+    if rel.size == 0:
+        return math.nan, math.nan
+    return float(np.nanmax(rel[:k], initial=0.0)), float(np.nanmax(rel[-k:], initial=0.0))
+
+
 def component_sin_theta(loadings_a: np.ndarray, loadings_b: np.ndarray) -> np.ndarray:
     """Sine of the angle between the two loading vectors of each component (sign-blind)."""
     # sqrt(1 - cos^2) loses everything below sqrt(eps); scipy's principal angles do not.

@@ -74,6 +74,9 @@ def run_pca(
     """
     import scanpy as sc
 
+    from harness.backends import activate_pca_implementation
+
+    activate_pca_implementation()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sc.pp.pca(

@@ -354,6 +354,8 @@ RECORD_METRICS = (
     "knn_jaccard",
     "leiden_ari",
 )
+#: Derived from the per-component deviations: the worst of the first and of the last ten.
+RECORD_COMPONENTS = ("lead_rel_diff", "trail_rel_diff")
 RECORD_PARAMS = ("dataset", "layout", "dtype", "svd_solver", "threads")
 
 
@@ -392,6 +394,7 @@ def load_records(path: str | os.PathLike[str] | None, *, warn: Warn | None = Non
         "reason",
         "params_key",
         *RECORD_METRICS,
+        *RECORD_COMPONENTS,
         "sigdigits",
         "file",
     ]
@@ -399,6 +402,8 @@ def load_records(path: str | os.PathLike[str] | None, *, warn: Warn | None = Non
 
 
 def _record_row(rec: dict[str, Any]) -> dict[str, Any]:
+    from harness.metrics import leading_trailing  # scipy: only where records are read
+
     params = rec.get("params")
     if not isinstance(params, dict):
         raise ValueError("record without a params object")
@@ -423,6 +428,9 @@ def _record_row(rec: dict[str, Any]) -> dict[str, Any]:
         "reason": rec.get("reason"),
         "params_key": canonical_params(params),
         **{k: cmp.get(k) for k in RECORD_METRICS},
+        **dict(
+            zip(RECORD_COMPONENTS, leading_trailing(cmp.get("component_rel_diff")), strict=True)
+        ),
         "sigdigits": sig.get("minimum"),
     }
 

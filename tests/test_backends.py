@@ -253,3 +253,47 @@ def test_select_from_env_is_a_no_op_when_unset(monkeypatch):
     assert backends.select_from_env() is None
     monkeypatch.setenv(backends.ENV, "")
     assert backends.select_from_env() is None
+
+
+# --- the PCA implementation (HARNESS_SKLEARNEX) ------------------------------------------------
+
+SKLEARNEX_PROBE = """
+import json
+import numpy as np
+from harness.pca import make_anndata, run_pca
+x = np.random.default_rng(0).standard_normal((300, 60))
+r = run_pca(make_anndata(x), solver="covariance_eigh", n_comps=10)
+from sklearn.decomposition import PCA
+print(json.dumps({
+    "pca": PCA.__module__,
+    "onedal": "libonedal" in open("/proc/self/maps").read(),
+    "first": float(r.embedding[0, 0]),
+}))
+"""
+
+
+def _sklearnex_probe(value: str | None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != backends.SKLEARNEX_ENV}
+    if value is not None:
+        env[backends.SKLEARNEX_ENV] = value
+    out = subprocess.run(
+        [sys.executable, "-c", SKLEARNEX_PROBE], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def test_sklearnex_pca_runs_only_when_asked():
+    pytest.importorskip("sklearnex")
+    asked, stock = _sklearnex_probe("1"), _sklearnex_probe(None)
+    assert asked["pca"].startswith("sklearnex") and asked["onedal"]
+    assert stock["pca"].startswith("sklearn.") and not stock["onedal"]
+    assert abs(abs(asked["first"]) - abs(stock["first"])) < 1e-8  # same PCA, other code
+
+
+def test_sklearnex_missing_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv(backends.SKLEARNEX_ENV, "1")
+    monkeypatch.setattr(backends, "_sklearnex_active", False)
+    monkeypatch.setattr(backends.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(backends.BackendUnavailable, match="scikit-learn-intelex is not installed"):
+        backends.activate_pca_implementation()
