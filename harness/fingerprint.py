@@ -89,10 +89,13 @@ def collect() -> dict[str, Any]:
     }
 
 
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+
+
 def threads(fp: dict[str, Any]) -> int | None:
     """The BLAS thread count the environment ran with (env var if set, else threadpoolctl's)."""
     env = fp.get("env_vars") or {}
-    for key in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+    for key in THREAD_VARS:
         if env.get(key, "").isdigit():
             return int(env[key])
     pools = [p for p in fp.get("threadpools") or [] if p.get("user_api") == "blas"]
@@ -116,10 +119,12 @@ def label(fp: dict[str, Any]) -> str:
         parts.append(f"sklearnex {pk['scikit-learn-intelex']}")
     if fp.get("blas"):
         parts.append(fp["blas"])
-    cbwr = (fp.get("env_vars") or {}).get("MKL_CBWR")
-    if cbwr:
-        parts.append(f"MKL_CBWR={cbwr}")
+    env = fp.get("env_vars") or {}
+    # Set variables that do not show in the library's report: a forced kernel family equal to
+    # the autodetected one, MKL's reproducibility mode.
+    parts += [f"{k}={env[k]}" for k in ("OPENBLAS_CORETYPE", "MKL_CBWR") if env.get(k)]
     n = threads(fp)
     if n is not None:
-        parts.append(f"{n} thread" + ("s" if n != 1 else ""))
+        by_env = any(env.get(k, "").isdigit() for k in THREAD_VARS)
+        parts.append(f"{n} thread" + ("s" if n != 1 else "") + (" (env)" if by_env else ""))
     return " · ".join(parts) if parts else "unknown environment"

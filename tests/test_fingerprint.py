@@ -28,7 +28,7 @@ def test_env_vars_and_threads_from_a_child_process():
     env_vars, threads, label = json.loads(out.stdout)
     assert env_vars == {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     assert threads == 1
-    assert label.endswith("· 1 thread") and label.startswith("scanpy ")
+    assert label.endswith("· 1 thread (env)") and label.startswith("scanpy ")
 
 
 def test_label_reads_like_the_issue():
@@ -56,3 +56,18 @@ def test_blas_vendor_from_mapped_libraries_when_threadpoolctl_is_blind():
     assert mapped == ["/usr/lib/x86_64-linux-gnu/atlas/libblas.so.3.10.3"]
     assert blas.vendor([], mapped) == "ATLAS"
     assert blas.vendor([], ["/usr/lib/x86_64-linux-gnu/blas/libblas.so.3"]) == "reference BLAS"
+
+
+def test_label_tells_forced_kernels_and_thread_variables_apart():
+    base = {
+        "packages": {"scanpy": "1.11.5"},
+        "blas": "OpenBLAS 0.3.31 SkylakeX",
+        "threadpools": [{"user_api": "blas", "num_threads": 2}],
+        "env_vars": {},
+    }
+    forced = {**base, "env_vars": {"OPENBLAS_CORETYPE": "SkylakeX"}}
+    by_env = {**base, "env_vars": {"OPENBLAS_NUM_THREADS": "2"}}
+    labels = {fingerprint.label(fp) for fp in (base, forced, by_env)}
+    assert len(labels) == 3
+    assert "OPENBLAS_CORETYPE=SkylakeX" in fingerprint.label(forced)
+    assert fingerprint.label(by_env).endswith("2 threads (env)")
