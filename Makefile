@@ -19,7 +19,7 @@ export HARNESS_RESULTS := $(CURDIR)/results
 # (asv.conf.json allows // comment lines, which json does not.)
 PINS = $(shell $(PYTHON) -c 'import json; t = "".join(l for l in open("asv.conf.json") if not l.lstrip().startswith("//")); m = json.loads(t)["matrix"]["req"]; print(" ".join(f"{k}=={v[0]}" for k, v in m.items() if v and v[0]))')
 
-.PHONY: bench test test-slow lint clean venv study
+.PHONY: bench test test-slow lint clean venv study writeup
 
 venv: $(VENV)/.installed
 
@@ -43,7 +43,12 @@ study: export HARNESS_PROFILE = $(STUDY_PROFILE)
 study: venv
 	$(PY) -m harness.setup_backends --python $(CURDIR)/$(PY)
 	$(PY) -m harness.study --machine $(MACHINE)
-	$(PY) -m harness table results --machine $(MACHINE)
+	$(PY) -m harness table results --machine $(MACHINE) --out .asv/study-table.md
+	$(MAKE) writeup
+
+# results/README.md, regenerated from the committed study results (nothing is re-run).
+writeup: venv
+	$(PY) -m harness writeup results --out results/README.md
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -118,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_lazy("harness.report", "cli_report"))
 
+    p = sub.add_parser(
+        "writeup", help="the published study (results/README.md) from a results folder"
+    )
+    p.add_argument("results", help="asv results folder holding a study (make study)")
+    p.add_argument("--machine", help="the study's machine (default: the only one with a study)")
+    p.add_argument("--commit", help="the study's commit (default: the one it is pinned to)")
+    p.add_argument("--format", choices=("md", "json"), default="md")
+    p.add_argument("--out", help="write here (atomically) instead of stdout")
+    p.set_defaults(func=_lazy("harness.writeup", "cli_writeup"))
+
     p = sub.add_parser("doctor", help="diagnose non-reproducible PCA on your own data or pipeline")
     p.set_defaults(func=_lazy("harness.doctor", "cli_doctor"))
     _doctor_arguments(p)

@@ -25,6 +25,7 @@ Label = Literal["identical", "explained", "unexplained"]
 
 #: Slack on the Davis-Kahan bound, see :func:`classify_components`.
 SAFETY = 10.0
+N_NEIGHBORS = 15  # the kNN graph of the downstream checks, scanpy's pp.neighbors default
 #: How far beyond rounding (c * u * lambda_1) the eigenvalues may move and still count as a
 #: perturbation of the input; past it the solve itself is approximate, see classify_components.
 ROUNDING_CEILING = 1e3
@@ -115,11 +116,8 @@ def component_rel_diff(ref: PCAResult, aligned: PCAResult) -> np.ndarray:
     return _safe_ratio(np.abs(ea - eb).max(axis=0), np.abs(ea).max(axis=0))
 
 
-LEADING = 10  # the "leading" and "trailing" components: the first and the last ten
-
-
 def leading_trailing(
-    component_rel_diff: Sequence[float] | None, k: int = LEADING
+    component_rel_diff: Sequence[float] | None, k: int = K_LEADING
 ) -> tuple[float, float]:
     """Worst per-component deviation among the first ``k`` and the last ``k`` components.
 
@@ -316,7 +314,7 @@ def _jaccard(ia: np.ndarray, ib: np.ndarray) -> float:
     return float(np.mean(inter / (2 * k - inter)))
 
 
-def knn_jaccard(emb_a: np.ndarray, emb_b: np.ndarray, n_neighbors: int = 15) -> float:
+def knn_jaccard(emb_a: np.ndarray, emb_b: np.ndarray, n_neighbors: int = N_NEIGHBORS) -> float:
     """Mean over cells of the Jaccard index of their exact euclidean kNN sets (self excluded)."""
     return _jaccard(_knn_indices(emb_a, n_neighbors), _knn_indices(emb_b, n_neighbors))
 
@@ -340,7 +338,7 @@ def _leiden_from_knn(idx: np.ndarray, seed: int, resolution: float) -> np.ndarra
 def leiden_ari(
     emb_a: np.ndarray,
     emb_b: np.ndarray,
-    n_neighbors: int = 15,
+    n_neighbors: int = N_NEIGHBORS,
     seed: int = 0,
     resolution: float = 1.0,
 ) -> float:
@@ -353,7 +351,7 @@ def leiden_ari(
 
 
 def downstream_agreement(
-    emb_a: np.ndarray, emb_b: np.ndarray, n_neighbors: int = 15
+    emb_a: np.ndarray, emb_b: np.ndarray, n_neighbors: int = N_NEIGHBORS
 ) -> tuple[float, float]:
     """(kNN Jaccard, Leiden ARI), skipping work whose answer is known exactly.
 
@@ -409,7 +407,7 @@ def compare(
     b: PCAResult,
     *,
     downstream: bool = False,
-    n_neighbors: int = 15,
+    n_neighbors: int = N_NEIGHBORS,
     unit_roundoff: float | None = None,
 ) -> Comparison:
     """Compare ``b`` against the reference ``a``; kNN/Leiden agreement only when ``downstream``."""

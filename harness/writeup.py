@@ -1,0 +1,727 @@
+"""The published study: ``results/README.md``, generated from the committed results.
+
+    python -m harness writeup results [--machine NAME] [--commit REV] [--out results/README.md]
+
+Every number in it comes from the results folder through the harness's own readers
+(:mod:`harness.results`, :mod:`harness.tables`, :mod:`harness.crossenv`, :mod:`harness.missing`);
+the prose around the numbers is chosen from them, never typed in. The environments are compared
+with a baseline: the one that has the most common value of every factor, i.e. the centre of the
+study's one-factor-at-a-time design (asv.conf.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness import render
+from harness.errors import HarnessError
+from harness.metrics import K_LEADING, N_NEIGHBORS
+from harness.pca import N_COMPS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from harness.crossenv import CrossEnv
+    from harness.results import Loaded
+
+#: What a difference in each attribute of an environment is called.
+FACTORS = {
+    "python": "Python",
+    "scanpy": "scanpy release",
+    "scikit-learn": "scikit-learn release",
+    "numpy": "numpy release",
+    "scipy": "scipy release",
+    "pca": "PCA implementation",
+    "blas": "BLAS implementation",
+    "kernel": "OpenBLAS kernel family",
+    "coretype": "OPENBLAS_CORETYPE",
+    "threads": "BLAS threads",
+    "cbwr": "MKL_CBWR",
+}
+#: Accuracy verdicts that mean "the exact PCA up to rounding".
+EXACT = ("bitwise", "within tolerance", "explained by the spectrum")
+#: Checks inside one environment where any deviation means the same call is not reproducible.
+WITHIN = ("repeat", "process", "threads")
+COMMAND = "make writeup"
+
+
+# --- the environments ------------------------------------------------------------------------
+
+
+def attributes(fp: dict[str, Any]) -> dict[str, str]:
+    """The factors the study varies, as read from one environment's fingerprint."""
+    from harness import fingerprint, results
+
+    cols = results.fingerprint_columns(fp)
+    pk = fp.get("packages") or {}
+    env = fp.get("env_vars") or {}
+    threads = fingerprint.threads(fp)
+    by_env = any(env.get(k, "").isdigit() for k in fingerprint.THREAD_VARS)
+    sklearnex = env.get("HARNESS_SKLEARNEX") and pk.get("scikit-learn-intelex")
+    return {
+        "python": ".".join(str(fp.get("python", "")).split(".")[:2]),
+        "scanpy": pk.get("scanpy", ""),
+        "scikit-learn": pk.get("scikit-learn", ""),
+        "numpy": pk.get("numpy", ""),
+        "scipy": pk.get("scipy", ""),
+        "pca": f"sklearnex {sklearnex}" if sklearnex else "scikit-learn",
+        "blas": env.get("HARNESS_BLAS") or "numpy's bundled OpenBLAS",
+        "kernel": str(cols.get("fp_blas_core") or "-"),
+        "coretype": env.get("OPENBLAS_CORETYPE") or "autodetect",
+        "threads": f"{threads}{' (env)' if by_env else ''}",
+        "cbwr": env.get("MKL_CBWR") or "-",
+    }
+
+
+def baseline_index(attrs: list[dict[str, str]]) -> int:
+    """The environment closest to the most common value of every factor (first on ties)."""
+    modes = {k: Counter(a[k] for a in attrs).most_common(1)[0][0] for k in FACTORS}
+    distance = [sum(a[k] != modes[k] for k in FACTORS) for a in attrs]
+    return distance.index(min(distance))
+
+
+def differs(a: dict[str, str], base: dict[str, str]) -> list[str]:
+    """The factors in which ``a`` differs from the baseline, named for people."""
+    out = [FACTORS[k] for k in FACTORS if a[k] != base[k]]
+    # A forced kernel family shows as its kernel; the variable alone only when the kernel is equal.
+    if FACTORS["kernel"] in out and FACTORS["coretype"] in out:
+        out.remove(FACTORS["coretype"])
+    # A BLAS implementation other than numpy's brings its own kernel (or none).
+    if FACTORS["blas"] in out and FACTORS["kernel"] in out:
+        out.remove(FACTORS["kernel"])
+    return out
+
+
+def environments(loaded: Loaded, table: pd.DataFrame) -> pd.DataFrame:
+    """One row per environment of the table: id, label, attributes, factor, baseline flag."""
+    import pandas as pd
+
+    runs = table.drop_duplicates("run")[["machine", "commit", "env_name", "environment"]]
+    rows = []
+    for r in runs.itertuples(index=False):
+        fp = loaded.fingerprints.find(r.machine, r.commit, r.env_name) or {}
+        rows.append({"machine": r.machine, "commit": r.commit, "env_name": r.env_name,
+                     "label": r.environment, "fp": fp, **attributes(fp)})  # fmt: skip
+    if not rows:
+        raise HarnessError("no environment of the study has a fingerprint")
+    base = baseline_index(rows)
+    for i, row in enumerate(rows):
+        row["baseline"] = i == base
+        row["factor"] = (
+            "baseline" if i == base else ", ".join(differs(row, rows[base])) or "none (rerun)"
+        )
+    envs = pd.DataFrame(rows)
+    order = envs["factor"].map(_factor_rank)
+    envs = envs.assign(_o=order).sort_values(["_o", "factor", "label"], kind="stable")
+    envs = envs.drop(columns="_o").reset_index(drop=True)
+    envs.insert(0, "id", [f"E{i + 1}" for i in range(len(envs))])
+    return envs
+
+
+def _factor_rank(factor: str) -> int:
+    names = ["baseline", *FACTORS.values()]
+    first = factor.split(",")[0].strip()
+    rank = names.index(first) if first in names else len(names)
+    return rank + (len(names) if "," in factor else 0)  # corners after single factors
+
+
+def coverage(envs: pd.DataFrame) -> dict[str, list[str]]:
+    """Distinct releases, kernel families and implementations that have results."""
+
+    def distinct(col: str) -> list[str]:
+        from packaging.version import InvalidVersion, Version
+
+        values = {v for v in envs[col] if v and v != "-"}
+        try:
+            return sorted(values, key=Version)
+        except InvalidVersion:
+            return sorted(values)
+
+    implementations = sorted(
+        {_implementation(fp) for fp in envs["fp"] if _implementation(fp)}, key=str.lower
+    )
+    kernels = sorted(
+        {
+            k
+            for k, b in zip(envs["kernel"], envs["blas"], strict=True)
+            if k != "-" and "bundled" in b
+        }
+    )
+    return {
+        "scanpy": distinct("scanpy"),
+        "scikit-learn": distinct("scikit-learn"),
+        "numpy": distinct("numpy"),
+        "scipy": distinct("scipy"),
+        "OpenBLAS kernel families": kernels,
+        "BLAS implementations": implementations,
+        "PCA implementations": sorted(set(envs["pca"])),
+    }
+
+
+def _implementation(fp: dict[str, Any]) -> str:
+    """The BLAS numpy really ran on, by family (version dropped): read from the fingerprint."""
+    from harness import results
+
+    vendor = results.fingerprint_columns(fp).get("fp_blas_vendor")
+    return str(vendor).split(" (")[0] if vendor else ""
+
+
+# --- the measurements ------------------------------------------------------------------------
+
+
+def inputs(root: Path, envs: pd.DataFrame) -> tuple[list[dict[str, Any]], int]:
+    """The baseline's inputs (one row per dataset: shape, density, sha256 per layout and dtype)
+    and how many environments read exactly the same bits."""
+    from harness import store
+
+    def read(env: Any) -> list[dict[str, Any]]:
+        folder = store.RunKey(env["machine"], env["commit"], env["env_name"]).folder(root)
+        try:
+            return [json.loads(line) for line in (folder / "inputs.jsonl").read_text().splitlines()]
+        except (OSError, ValueError):
+            return []
+
+    rows = [read(env) for _, env in envs.iterrows()]
+    base = rows[int(envs.index[envs["baseline"]][0])]
+    digest = {(r["dataset"], r["layout"], r["dtype"]): r.get("sha256") for r in base}
+    same = sum(
+        bool(r)
+        and all(digest.get((x["dataset"], x["layout"], x["dtype"])) == x.get("sha256") for x in r)
+        for r in rows
+    )
+    per_dataset = {}
+    for r in base:
+        if "shape" in r:
+            per_dataset.setdefault(r["dataset"], r)
+    return list(per_dataset.values()), same
+
+
+def _data_line(rows: list[dict[str, Any]], same: int, total: int) -> str:
+    from harness import datasets
+    from harness.pca import N_COMPS, RANDOM_STATE
+
+    def one(r: dict[str, Any]) -> str:
+        n, m = r["shape"]
+        known = datasets.DATASETS.get(r["dataset"])
+        prep = "counts, normalize_total + log1p" if known and known.counts else "as shipped"
+        return f"{r['dataset']} ({n:,} x {m:,}, {r['nnz'] / (n * m):.0%} non-zero, {prep})"
+
+    return (
+        f"Data: {', '.join(one(r) for r in rows)}; {N_COMPS} components, random_state={RANDOM_STATE}. "
+        f"{same} of {total} environments read bitwise the same inputs (sha256 of every matrix).\n\n"
+    )
+
+
+@dataclass
+class Study:
+    """Everything the write-up states, computed from one results folder."""
+
+    root: Path
+    machine: str
+    commit: str
+    cpu: str
+    envs: pd.DataFrame
+    table: pd.DataFrame
+    records: pd.DataFrame
+    cross: CrossEnv | None
+    without: list[dict[str, Any]]
+    inputs: list[dict[str, Any]]
+    same_inputs: int
+
+
+def load(root: str | Path, machine: str | None = None, commit: str | None = None) -> Study:
+    """Read the study of ``machine`` (default: the only one with a pinned study) from ``root``."""
+    from harness import crossenv, missing, study, tables
+
+    root = Path(root)
+    if not root.is_dir():
+        raise HarnessError(f"{root}: not a directory")
+    machine = machine or _only_study_machine(root)
+    commit = commit or study.pinned_commit(root, machine)
+    loaded = tables.load(str(root), "writeup")
+    table = tables.stability_table(loaded.frame, loaded.records, machine=machine, commit=commit)
+    if table.empty:
+        raise HarnessError(f"{root}: no stability results for machine {machine!r}, commit {commit}")
+    envs = environments(loaded, table)
+    base = envs[envs["baseline"]].iloc[0]
+    records = loaded.records
+    records = records[
+        (records["machine"] == machine) & records["commit"].str.startswith(commit or "")
+    ]
+    cross = None
+    if len(envs) > 1:
+        cross = crossenv.crossenv(
+            root, baseline=base["env_name"], loaded=loaded, machine=machine, commit=commit
+        )
+    data, same = inputs(root, envs)
+    fp = base["fp"]
+    cpu = f"{(fp.get('cpu') or {}).get('model', '?')}, {(fp.get('cpu') or {}).get('usable', '?')} cores"
+    return Study(
+        root=root,
+        machine=machine,
+        commit=str(base["commit"]),
+        cpu=cpu,
+        envs=envs,
+        table=table,
+        records=records,
+        cross=cross,
+        without=missing.load(root, machine=machine, commit=(commit or "")[:8] or None),
+        inputs=data,
+        same_inputs=same,
+    )
+
+
+def _only_study_machine(root: Path) -> str:
+    from harness import store
+
+    pinned = sorted(p.parts[-4] for p in root.glob(f"*/{store.HARNESS_DIR}/study/study.jsonl"))
+    if len(pinned) == 1:
+        return pinned[0]
+    if not pinned:
+        raise HarnessError(
+            f"{root}: no study found (no */harness/study/study.jsonl); run make study"
+        )
+    raise HarnessError(f"{root}: studies of several machines ({', '.join(pinned)}); pass --machine")
+
+
+def _ids(study: Study) -> dict[str, str]:
+    return dict(zip(study.envs["env_name"], study.envs["id"], strict=True))
+
+
+def within(study: Study, exclude: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per environment: how many configurations are bitwise identical under each within-check
+    (``exclude``: table rows to leave out, e.g. the configurations not reproducible at all)."""
+    import pandas as pd
+
+    rows = []
+    t = study.table if exclude is None else study.table.drop(index=exclude.index)
+    for env in study.envs.itertuples():
+        sub = t[t["env_name"] == env.env_name]
+        row: dict[str, Any] = {"id": env.id, "factor": env.factor}
+        for check in WITHIN:
+            ran = sub[~sub[f"v_{check}"].isin(["skipped", "failed"]) & sub[f"v_{check}"].notna()]
+            row[f"{check}_n"] = len(ran)
+            row[f"{check}_bitwise"] = int((ran[f"v_{check}"] == "bitwise").sum())
+            row[f"{check}_worst"] = float(ran[f"dev_{check}"].max()) if len(ran) else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def not_reproducible(study: Study, checks: tuple[str, ...] = ("repeat", "process")) -> pd.DataFrame:
+    """Configurations whose identical calls disagree (run to run, or across processes)."""
+    t = study.table
+    mask = False
+    for check in checks:
+        mask = mask | (
+            t[f"v_{check}"].notna() & ~t[f"v_{check}"].isin(["bitwise", "skipped", "failed"])
+        )
+    bad = t[mask].copy()
+    bad["id"] = bad["env_name"].map(_ids(study))
+    return bad
+
+
+def across(study: Study) -> pd.DataFrame:
+    """Per environment, its results against the baseline's (same configuration, default threads)."""
+    import pandas as pd
+
+    if study.cross is None or study.cross.pairs.empty:
+        return pd.DataFrame()
+    pairs = study.cross.pairs[study.cross.pairs["comparable"]]
+    by_label = {e["id"]: e["env_name"] for e in study.cross.envs}
+    ids = _ids(study)
+    rows = []
+    for b, sub in pairs.groupby("b", sort=False):
+        env = study.envs[study.envs["env_name"] == by_label[b]].iloc[0]
+        moved = sub[~sub["bitwise"]]
+        rows.append(
+            {
+                "id": ids[env["env_name"]],
+                "factor": env["factor"],
+                "n": len(sub),
+                "bitwise": int(sub["bitwise"].sum()),
+                "worst": float(moved["deviation"].max()) if len(moved) else 0.0,
+                "median": float(moved["deviation"].median()) if len(moved) else 0.0,
+                "lead": float(moved["lead_rel_diff"].median()) if len(moved) else 0.0,
+                "trail": float(moved["trail_rel_diff"].median()) if len(moved) else 0.0,
+                "explained": int((moved["verdict"] == "explained by the spectrum").sum()),
+                "within_tol": int((moved["verdict"] == "within tolerance").sum()),
+                "unstable": int((moved["verdict"] == "unstable").sum()),
+                "sign_flips": int((sub["sign_flips"].fillna(0) > 0).sum()),
+            }
+        )
+    out = pd.DataFrame(rows)
+    return out.sort_values("id", key=lambda s: s.str[1:].astype(int)).reset_index(drop=True)
+
+
+def downstream(study: Study) -> pd.DataFrame:
+    """Per check: where results moved, how much the 15-NN graph and Leiden clusters moved."""
+    import pandas as pd
+
+    r = study.records
+    moved = r[(r["status"] == "ok") & (r["bitwise"] == False)]  # noqa: E712 (None = not recorded)
+    rows = []
+    for check, sub in moved.groupby("check", sort=False):
+        rows.append(
+            {
+                "check": check,
+                "moved": len(sub),
+                "knn_min": sub["knn_jaccard"].min(),
+                "knn_median": sub["knn_jaccard"].median(),
+                "ari_min": sub["leiden_ari"].min(),
+                "ari_median": sub["leiden_ari"].median(),
+                "lead": sub["lead_rel_diff"].median(),
+                "trail": sub["trail_rel_diff"].median(),
+            }
+        )
+    order = {
+        c: i
+        for i, c in enumerate(
+            ("repeat", "process", "threads", "seed", "layout", "dtype", "accuracy")
+        )
+    }
+    out = pd.DataFrame(rows)
+    return (
+        out.sort_values("check", key=lambda s: s.map(order)).reset_index(drop=True) if rows else out
+    )
+
+
+def fastest(study: Study) -> pd.DataFrame:
+    """Per dataset: the fastest 1-thread configuration bitwise reproducible run to run and across
+    processes, and the fastest of all."""
+    import pandas as pd
+
+    t = study.table[study.table["time_1_thread_s"].notna()].copy()
+    t["id"] = t["env_name"].map(_ids(study))
+    t["reproducible"] = (t["v_repeat"] == "bitwise") & (t["v_process"] == "bitwise")
+    # 'Exact' = the accuracy check finds no deviation beyond the spectrum's rounding bound.
+    t["exact"] = t["v_accuracy"].isin(EXACT)
+    rows = []
+    for dataset, sub in t.groupby("dataset", sort=True):
+
+        def quickest(frame: pd.DataFrame) -> pd.Series | None:
+            return frame.loc[frame["time_1_thread_s"].idxmin()] if len(frame) else None
+
+        for kind, row in (
+            (
+                "fastest bitwise reproducible and exact up to rounding",
+                quickest(sub[sub["reproducible"] & sub["exact"]]),
+            ),
+            ("fastest bitwise reproducible", quickest(sub[sub["reproducible"]])),
+            ("fastest", quickest(sub)),
+        ):
+            if row is None:
+                continue
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "kind": kind,
+                    "id": row["id"],
+                    "solver": row["solver"],
+                    "layout": row["layout"],
+                    "dtype": row["dtype"],
+                    "time_s": row["time_1_thread_s"],
+                    "reproducible": bool(row["reproducible"]),
+                    "accuracy": row["dev_accuracy"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def _sci(x: Any) -> str:
+    if render.is_missing(x):
+        return render.MISSING
+    return "0" if x == 0 else f"{x:.1e}"
+
+
+def _frac(k: int, n: int) -> str:
+    return f"{k}/{n}" if n else render.MISSING
+
+
+def _env_table(study: Study) -> str:
+    headers = [
+        "id",
+        "differs from the baseline in",
+        "environment (from its fingerprint)",
+        "BLAS loaded",
+    ]
+    rows = [[e.id, e.factor, e.label, (e.fp or {}).get("blas_loaded") or render.MISSING]
+            for e in study.envs.itertuples()]  # fmt: skip
+    return render.md_table(headers, rows)
+
+
+def _within_table(w: pd.DataFrame) -> str:
+    headers = ["id", "factor"]
+    for c in WITHIN:
+        headers += [f"{c}: bitwise", f"{c}: worst"]
+    rows = []
+    for r in w.to_dict("records"):
+        row = [r["id"], r["factor"]]
+        for c in WITHIN:
+            row += [_frac(r[f"{c}_bitwise"], r[f"{c}_n"]), _sci(r[f"{c}_worst"])]
+        rows.append(row)
+    return render.md_table(headers, rows, ["l", "l"] + ["r"] * (2 * len(WITHIN)))
+
+
+def _across_table(a: pd.DataFrame) -> str:
+    headers = ["id", "differs in", "bitwise equal", "worst dev.", "median dev.", _lead(),
+               _trail(), "explained", "within tol.", "unstable", "sign flips"]  # fmt: skip
+    rows = [[r["id"], r["factor"], _frac(r["bitwise"], r["n"]), _sci(r["worst"]), _sci(r["median"]),
+             _sci(r["lead"]), _sci(r["trail"]), r["explained"], r["within_tol"], r["unstable"],
+             r["sign_flips"]] for r in a.to_dict("records")]  # fmt: skip
+    return render.md_table(headers, rows, ["l", "l"] + ["r"] * 9)
+
+
+def _downstream_table(d: pd.DataFrame) -> str:
+    headers = ["check", "moved results", "kNN Jaccard min", "kNN median", "Leiden ARI min",
+               "ARI median", f"{_lead()} (median)", f"{_trail()} (median)"]  # fmt: skip
+    rows = [[r["check"], r["moved"], render.fmt_fixed(r["knn_min"]), render.fmt_fixed(r["knn_median"]),
+             render.fmt_fixed(r["ari_min"]), render.fmt_fixed(r["ari_median"]), _sci(r["lead"]),
+             _sci(r["trail"])] for r in d.to_dict("records")]  # fmt: skip
+    return render.md_table(headers, rows, ["l"] + ["r"] * 7)
+
+
+def _fastest_table(f: pd.DataFrame) -> str:
+    headers = ["dataset", "", "env", "solver", "layout", "dtype", "1 thread", "vs exact"]
+    rows = [[r["dataset"], r["kind"], r["id"], r["solver"], r["layout"], r["dtype"],
+             render.fmt_seconds(r["time_s"]), _sci(r["accuracy"])] for r in f.to_dict("records")]  # fmt: skip
+    return render.md_table(headers, rows, ["l"] * 6 + ["r", "r"])
+
+
+def _config(r: Any) -> str:
+    return f"{r['dataset']} {r['layout']} {r['dtype']} {r['solver']}"
+
+
+def findings(study: Study) -> dict[str, Any]:
+    """The facts the prose and the advice are built from (also ``--format json``)."""
+    w = within(study)
+    a = across(study)
+    bad = not_reproducible(study)
+    base = within(study, exclude=bad).iloc[0] if len(w) else None
+    f: dict[str, Any] = {
+        "environments": len(study.envs),
+        "without_results": len(study.without),
+        "coverage": coverage(study.envs),
+        "repeat_bitwise": (int(w["repeat_bitwise"].sum()), int(w["repeat_n"].sum())),
+        "process_bitwise": (int(w["process_bitwise"].sum()), int(w["process_n"].sum())),
+        "threads_bitwise": (int(w["threads_bitwise"].sum()), int(w["threads_n"].sum())),
+        "not_reproducible": sorted({(_config(r), r["id"]) for r in bad.to_dict("records")}),
+        "not_reproducible_solvers": sorted(set(bad["solver"])),
+        "baseline_threads": (int(base["threads_bitwise"]), int(base["threads_n"]), float(base["threads_worst"]))
+        if base is not None else None,
+    }  # fmt: skip
+    if len(a):
+        by_factor = {}
+        for factor, sub in a.groupby("factor", sort=False):
+            by_factor[factor] = {
+                "envs": list(sub["id"]),
+                "bitwise": int(sub["bitwise"].sum()),
+                "n": int(sub["n"].sum()),
+                "worst": float(sub["worst"].max()),
+                "unstable": int(sub["unstable"].sum()),
+                "sign_flips": int(sub["sign_flips"].sum()),
+            }
+        f["across"] = by_factor
+        moved = a[a["bitwise"] < a["n"]]
+        f["lead_trail"] = (
+            (float(moved["lead"].median()), float(moved["trail"].median())) if len(moved) else None
+        )
+    d = downstream(study)
+    f["downstream"] = {r["check"]: r for r in d.to_dict("records")}
+    f["fastest"] = fastest(study).to_dict("records")
+    return f
+
+
+def _threads_text() -> str:
+    from harness.stability import THREAD_COUNTS
+
+    return " vs ".join(str(n) for n in THREAD_COUNTS) + " BLAS threads"
+
+
+def _lead() -> str:
+    return f"PCs 1-{K_LEADING}"
+
+
+def _trail() -> str:
+    return f"PCs {N_COMPS - K_LEADING + 1}-{N_COMPS}"
+
+
+def _list(items: list[str]) -> str:
+    return ", ".join(items) if items else "none"
+
+
+def advice(f: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Advice for analysts and for maintainers, each line chosen by a measured fact."""
+    analysts, maintainers = [], []
+    rb, rn = f["repeat_bitwise"]
+    pb, pn = f["process_bitwise"]
+    solvers = f["not_reproducible_solvers"]
+    analysts.append(
+        f"With the environment and the thread count fixed, {rb} of {rn} (environment, configuration) "
+        f"pairs gave bitwise identical PCA run to run and {pb} of {pn} across fresh processes"
+        + (f"; the exceptions use svd_solver {_list([repr(s) for s in solvers])}: avoid it where you need "
+           "identical coordinates." if solvers else ".")
+    )  # fmt: skip
+    if f.get("baseline_threads"):
+        tb, tn, worst = f["baseline_threads"]
+        if tb < tn:
+            analysts.append(
+                f"Fix the BLAS thread count (OMP_NUM_THREADS / OPENBLAS_NUM_THREADS, or threadpoolctl): "
+                f"in the baseline environment, {_threads_text()} changed the bits of {tn - tb} of {tn} "
+                f"otherwise reproducible configurations (worst relative deviation {_sci(worst)})."
+            )
+    across = f.get("across", {})
+    moved = [k for k, v in across.items() if v["bitwise"] < v["n"]]
+    same = [k for k, v in across.items() if v["bitwise"] == v["n"]]
+    if moved:
+        analysts.append(
+            "Record your environment with your results: a different "
+            + _list(sorted({m.split(',')[0] for m in moved}))
+            + " changed PCA coordinates of the same data"
+            + (f" (worst relative deviation {_sci(max(across[m]['worst'] for m in moved))})." if moved else ".")
+        )  # fmt: skip
+    if same:
+        analysts.append(f"No change at all (bitwise equal in every configuration): {_list(same)}.")
+    lt = f.get("lead_trail")
+    if lt and lt[0] > 0:
+        analysts.append(
+            f"Where results moved, {_trail()} moved {lt[1] / lt[0]:.0f}x more than {_lead()} (median {_sci(lt[1])} vs {_sci(lt[0])}): compute more components than you use downstream."
+        )  # fmt: skip
+    ds = f.get("downstream", {})
+    for check in ("threads", "process", "repeat"):
+        if check in ds and not render.is_missing(ds[check]["knn_min"]):
+            r = ds[check]
+            analysts.append(
+                f"Downstream, where the {check} check moved PCA, the {N_NEIGHBORS}-nearest-neighbour graph kept "
+                f"{render.fmt_fixed(r['knn_min'])} of its edges at worst (Jaccard) and Leiden clusters "
+                f"agreed with ARI {render.fmt_fixed(r['ari_min'])} at worst."
+            )
+    flips = [k for k, v in across.items() if v["sign_flips"]]
+    if flips:
+        maintainers.append(
+            "Compare PCA across releases after aligning signs: sign flips appeared against the baseline for "
+            + _list(flips) + " (`harness compare --fail-on-sign` fails on them)."
+        )  # fmt: skip
+    unstable = [k for k, v in across.items() if v["unstable"]]
+    maintainers.append(
+        "Deviations not covered by the spectrum's rounding bound (verdict 'unstable') across environments: "
+        + (_list(unstable) + "; these are changes of algorithm, not of rounding." if unstable else "none.")
+    )  # fmt: skip
+    if moved:
+        maintainers.append(
+            "Regression tests of PCA output should pin the thread count and the BLAS (or compare with a "
+            "tolerance, not bitwise): " + _list(moved) + " each changed bits."
+        )  # fmt: skip
+    for r in f.get("fastest", []):
+        if r["kind"].startswith("fastest bitwise reproducible and exact"):
+            maintainers.append(
+                f"On {r['dataset']}, the fastest 1-thread configuration that is bitwise reproducible "
+                "and exact up to rounding is "
+                f"{r['solver']} on {r['layout']} {r['dtype']} in {r['id']} ({render.fmt_seconds(r['time_s'])})."
+            )
+    return analysts, maintainers
+
+
+def to_markdown(study: Study) -> str:
+    """results/README.md."""
+    from harness.artifacts import N_CELLS
+    from harness.stability import REPEATS
+
+    f = findings(study)
+    w, a, d, fa = within(study), across(study), downstream(study), fastest(study)
+    cov = f["coverage"]
+    parts = [
+        "# PCA stability study\n\n",
+        f"Generated by `{COMMAND}` (`python -m harness writeup results --out results/README.md`) from the "
+        "asv results in this folder; do not edit by hand. Every number below is read from those results.\n\n",
+        f"Machine `{study.machine}` ({study.cpu}), commit `{study.commit[:8]}`, "
+        f"{f['environments']} environments with results"
+        + (f", {f['without_results']} without (listed at the end)" if f["without_results"] else "")
+        + ".\n\n",
+        _data_line(study.inputs, study.same_inputs, len(study.envs)),
+        "## What was covered\n\n",
+        "".join(f"- {k}: {len(v)} ({', '.join(v)})\n" for k, v in cov.items()),
+        "\n## Environments\n\n",
+        f"The baseline ({study.envs.iloc[0]['id']}) has the most common value of every factor; every "
+        "other environment changes one factor (or a few, where releases only install together).\n\n",
+        _env_table(study),
+        "\n## Findings\n\n",
+        "### Advice for analysts\n\n",
+    ]
+    analysts, maintainers = advice(f)
+    parts += [f"- {line}\n" for line in analysts]
+    parts.append("\n### Advice for maintainers\n\n")
+    parts += [f"- {line}\n" for line in maintainers]
+    parts += [
+        "\n## Within one environment: run to run, process to process, thread count\n\n",
+        "Per environment, the configurations (dataset x layout x dtype x solver) whose repeated calls "
+        f"(repeat: {REPEATS} calls in one process at 1 thread), two fresh interpreters (process) and "
+        f"{_threads_text()} (threads) gave bitwise identical results, and the worst relative deviation "
+        "otherwise.\n\n",
+        _within_table(w),
+    ]
+    bad = not_reproducible(study)
+    if len(bad):
+        parts.append("\nNot reproducible with everything fixed (repeat or process):\n\n")
+        headers = ["env", "configuration", "repeat", "process"]
+        rows = [[r["id"], _config(r), f"{r['v_repeat']} ({_sci(r['dev_repeat'])})",
+                 f"{r['v_process']} ({_sci(r['dev_process'])})"] for r in bad.to_dict("records")]  # fmt: skip
+        parts.append(render.md_table(headers, rows))
+    if len(a):
+        parts += [
+            "\n## Across environments: kernel families, thread settings, implementations, releases\n\n",
+            f"Each environment against the baseline, configuration by configuration (from the result "
+            "digests: exact sha256 of the full outputs, and the sign-aligned relative deviation of "
+            f"X_pca on {N_CELLS} cells x all PCs). '{_lead()}' and '{_trail()}': median over the moved "
+            "configurations of the worst relative deviation among those components. Verdicts as in the "
+            "stability tables: 'explained' = within the Davis-Kahan bound of the spectrum's rounding.\n\n",
+            _across_table(a),
+        ]
+    if len(d):
+        parts += [
+            "\n## Downstream: neighbours and clusters\n\n",
+            f"Where a check moved the result (not bitwise), how the {N_NEIGHBORS}-nearest-neighbour graph (Jaccard of "
+            "the edge sets) and Leiden clusters (adjusted Rand index) moved with it; the worst pair of "
+            "each check, over every environment and configuration.\n\n",
+            _downstream_table(d),
+        ]
+    if len(fa):
+        parts += [
+            "\n## Speed: the fastest reproducible configuration\n\n",
+            f"Median of {REPEATS} timed calls at 1 BLAS thread; 'bitwise reproducible' = bitwise under both the "
+            "repeat and the process checks; 'vs exact' = relative deviation from a float64 eigh "
+            "reference of the same input.\n\n",
+            _fastest_table(fa),
+        ]
+    if study.without:
+        from harness import missing
+
+        parts += ["\n", missing.to_markdown(study.without)]
+    parts += [
+        "\n## Reproduce\n\n",
+        "```\nmake study     # runs every environment of asv.conf.json that has no results yet\n"
+        f"{COMMAND}   # regenerates this file\n"
+        "python -m harness table results     # the full stability tables\n"
+        "python -m harness crossenv results  # every pair of environments\n```\n",
+    ]
+    return "".join(parts)
+
+
+def cli_writeup(args: argparse.Namespace) -> int:
+    from harness import tables
+
+    study = load(args.results, args.machine, args.commit)
+    text = (
+        json.dumps(findings(study), indent=1, default=str) + "\n"
+        if args.format == "json"
+        else to_markdown(study)
+    )
+    tables.output(text, args.out)
+    return 0
