@@ -50,6 +50,8 @@ VERDICT_CHECKS = ("repeat", "process", "threads")
 #: Verdicts from best to worst; "skipped"/"failed" describe a check that produced no number.
 VERDICTS = ("bitwise", "within tolerance", "explained by the spectrum", "unclassified", "unstable")
 KEYS = ("dataset", "layout", "dtype", "svd_solver")
+#: Checks that repeat the very same call: any deviation beyond tolerance is "unstable".
+IDENTICAL_CALLS = ("repeat", "process")
 RUNTIME = "time_pca"
 PEAKMEM = "peakmem_pca"
 _CSS = {
@@ -101,6 +103,7 @@ def verdict(
     bitwise: bool | None = None,
     n_unexplained: int | None = None,
     tolerance: float = DEFAULT_TOLERANCE,
+    check: str | None = None,
 ) -> str | None:
     """The verdict of one check from its deviation and (when there is one) its record."""
     if bitwise:
@@ -109,6 +112,8 @@ def verdict(
         return None
     if value <= tolerance:
         return "within tolerance"
+    if check in IDENTICAL_CALLS:
+        return "unstable"
     if render.is_missing(n_unexplained):
         return "unclassified"
     return "explained by the spectrum" if int(n_unexplained) == 0 else "unstable"
@@ -254,13 +259,12 @@ def stability_table(
         r = rec.get(check, {})
         if "value" in r:  # a record whose asv row is missing or has no value
             dev = np.where(np.isnan(dev) & ~np.isnan(r["value"]), r["value"], dev)
+        # Identical calls that differ beyond tolerance are non-deterministic, whatever the
+        # spectrum says of the size: it explains how far a perturbation moves PCA, not why any
+        # perturbation exists.
+        unexplained = np.ones(n) if check in IDENTICAL_CALLS else r.get("n_unexplained")
         v = verdicts(
-            dev,
-            st == skipped_code,
-            st == failed_code,
-            r.get("bitwise"),
-            r.get("n_unexplained"),
-            tolerance,
+            dev, st == skipped_code, st == failed_code, r.get("bitwise"), unexplained, tolerance
         )
         out[f"dev_{check}"] = dev
         out[f"v_{check}"] = v
@@ -518,7 +522,8 @@ def legend(tolerance: float, verdict_checks: Sequence[str]) -> str:
     return (
         "Δ: worst sign-aligned relative deviation of X_pca under that change (0 = equal values, "
         "bitwise = equal bits; ~ explained by the spectrum, ? no record to classify it, "
-        f"! unstable). Verdict over {', '.join(verdict_checks)}; tolerance {tolerance:g}."
+        f"! unstable; under {' and '.join(IDENTICAL_CALLS)}, identical calls, any deviation over "
+        f"the tolerance is unstable). Verdict over {', '.join(verdict_checks)}; tolerance {tolerance:g}."
     )
 
 

@@ -56,6 +56,14 @@ def test_verdict_rules(value, bitwise, unexplained, expected):
     assert tables.verdict(value, bitwise=bitwise, n_unexplained=unexplained) == expected
 
 
+def test_identical_calls_that_differ_are_unstable_whatever_the_spectrum():
+    kw = {"bitwise": False, "n_unexplained": 0, "tolerance": 1e-6}
+    assert tables.verdict(2e-6, **kw, check="threads") == "explained by the spectrum"
+    assert tables.verdict(2e-6, **kw, check="repeat") == "unstable"
+    assert tables.verdict(2e-6, **kw, check="process") == "unstable"
+    assert tables.verdict(1e-7, **kw, check="repeat") == "within tolerance"
+
+
 def test_vectorized_verdicts_agree_with_the_rule():
     dev = np.array([0.0, 0.0, 1e-7, 1e-3, 1e-3, 1e-3, np.nan, np.nan, np.nan])
     bit = np.array([1, np.nan, 0, 0, 0, np.nan, np.nan, np.nan, np.nan])
@@ -143,6 +151,7 @@ def test_table_verdicts_follow_the_records(loaded):
                 bitwise=bool(r["bitwise"]),
                 n_unexplained=r["n_unexplained"],
                 tolerance=1e-6,
+                check=check,
             )
             assert row[f"v_{check}"] == expected
             assert row[f"dev_{check}"] == r["value"]

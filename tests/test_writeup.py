@@ -1,0 +1,132 @@
+"""The published study: results/README.md regenerates from the committed results, and its numbers
+agree with the raw files read independently here."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import store, writeup
+from harness.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results"
+
+
+@pytest.fixture(scope="module")
+def published():
+    pins = sorted(RESULTS.glob("*/harness/study/study.jsonl"))
+    assert pins, "no study committed under results/ (make study, then make writeup)"
+    return writeup.load(RESULTS)
+
+
+def test_readme_regenerates_from_the_committed_results():
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", "writeup", "results"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (RESULTS / "README.md").read_text()
+
+
+def _raw_records(study: writeup.Study, check: str) -> list[dict]:
+    """The check's sidecar records of the study's environments, read as plain JSON."""
+    out = []
+    for env in study.envs.itertuples():
+        key = store.RunKey(env.machine, env.commit, env.env_name)
+        folder = key.folder(study.root) / "records"
+        for path in folder.glob(f"stability.*.track_{check}/*.jsonl"):
+            out.append(json.loads(path.read_text().splitlines()[0]))
+    return out
+
+
+@pytest.mark.parametrize("check", ["repeat", "process", "threads"])
+def test_bitwise_counts_match_the_raw_records(published, check):
+    recs = [r for r in _raw_records(published, check) if r.get("status") == "ok"]
+    bitwise = sum(bool(r["comparison"]["bitwise"]) for r in recs)
+    assert writeup.findings(published)[f"{check}_bitwise"] == (bitwise, len(recs))
+
+
+def test_the_study_spans_what_the_issue_asks(published):
+    cov = writeup.coverage(published.envs)
+    assert len(cov["scanpy"]) >= 3
+    assert len(cov["scikit-learn"]) >= 4
+    assert len(cov["numpy"]) >= 3
+    assert len(cov["OpenBLAS kernel families"]) >= 4
+    assert len(cov["BLAS implementations"]) >= 4
+
+
+def test_every_environment_read_the_same_inputs(published):
+    assert published.same_inputs == len(published.envs)
+
+
+def test_baseline_is_the_centre_of_the_design():
+    base = dict.fromkeys(writeup.FACTORS, "x")
+    envs = [
+        {**base, "kernel": "Haswell", "coretype": "Haswell"},
+        base,
+        {**base, "scanpy": "1.10.4"},
+        {**base, "coretype": "SkylakeX"},
+        {**base, "blas": "mkl", "kernel": "-"},
+    ]
+    assert writeup.baseline_index(envs) == 1
+    assert writeup.differs(envs[0], base) == ["OpenBLAS kernel family"]
+    assert writeup.differs(envs[3], base) == ["OPENBLAS_CORETYPE"]
+    assert writeup.differs(envs[4], base) == ["BLAS implementation"]
+    assert writeup.differs(envs[2], base) == ["scanpy release"]
+
+
+def test_attributes_come_from_the_fingerprint():
+    fp = {
+        "python": "3.11.7",
+        "packages": {
+            "scanpy": "1.11.5",
+            "scikit-learn": "1.9.1",
+            "scikit-learn-intelex": "2026.2.0",
+        },
+        "blas": "MKL 2025.3",
+        "threadpools": [{"user_api": "blas", "num_threads": 2, "internal_api": "mkl"}],
+        "env_vars": {"HARNESS_BLAS": "mkl", "MKL_CBWR": "COMPATIBLE", "OMP_NUM_THREADS": "1"},
+    }
+    a = writeup.attributes(fp)
+    assert a["python"] == "3.11" and a["blas"] == "mkl" and a["cbwr"] == "COMPATIBLE"
+    assert (
+        a["threads"] == "1 (env)" and a["pca"] == "scikit-learn"
+    )  # sklearnex installed, not asked
+    a = writeup.attributes({**fp, "env_vars": {"HARNESS_SKLEARNEX": "1"}})
+    assert a["pca"] == "sklearnex 2026.2.0" and a["blas"] == "numpy's bundled OpenBLAS"
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    assert main(["writeup", str(tmp_path / "nope")]) == 2
+    assert "not a directory" in capsys.readouterr().err
+    assert main(["writeup", str(tmp_path)]) == 2
+    assert "no study found" in capsys.readouterr().err
+    for machine in ("a", "b"):
+        pin = tmp_path / machine / "harness" / "study" / "study.jsonl"
+        pin.parent.mkdir(parents=True)
+        pin.write_text('{"commit": "0123abcd"}\n')
+    assert main(["writeup", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "several machines (a, b)" in err and "--machine" in err and "Traceback" not in err
+    shutil.rmtree(tmp_path / "b")
+    assert main(["writeup", str(tmp_path)]) == 2  # a pin but no asv results
+    assert "no readable asv results" in capsys.readouterr().err
+
+
+def test_out_is_written_atomically_and_results_stay_untouched(published, tmp_path):
+    before = sorted((p, p.stat().st_mtime_ns) for p in RESULTS.rglob("*") if p.is_file())
+    target = tmp_path / "README.md"
+    assert main(["writeup", str(RESULTS), "--out", str(target)]) == 0
+    assert target.read_text() == (RESULTS / "README.md").read_text()
+    assert not list(tmp_path.glob(".*tmp*"))
+    after = sorted((p, p.stat().st_mtime_ns) for p in RESULTS.rglob("*") if p.is_file())
+    assert before == after
