@@ -217,6 +217,33 @@ def _data_line(rows: list[dict[str, Any]], same: int, total: int) -> str:
     )
 
 
+def bench_minutes(frame: pd.DataFrame, envs: pd.DataFrame) -> list[float]:
+    """Per environment, asv's benchmarking wall time in minutes (first start to last end;
+    environment creation is not in asv's results)."""
+    import pandas as pd
+
+    sub = frame[frame["env_name"].isin(set(envs["env_name"])) & frame["started_at"].notna()]
+    sub = sub[sub["commit"].isin(set(envs["commit"]))]
+    end = sub["started_at"] + pd.to_timedelta(sub["duration"].fillna(0), unit="s")
+    spans = (
+        end.groupby(sub["env_name"], observed=True).max()
+        - sub["started_at"].groupby(sub["env_name"], observed=True).min()
+    )
+    return sorted(spans.dt.total_seconds().div(60).tolist())
+
+
+def _cost_line(minutes: list[float]) -> str:
+    if not minutes:
+        return ""
+    import statistics
+
+    return (
+        f"asv benchmarked each environment in {statistics.median(minutes):.1f} min (median; "
+        f"{min(minutes):.1f} to {max(minutes):.1f}), {sum(minutes) / 60:.1f} h in all, environment "
+        "creation not included.\n\n"
+    )
+
+
 @dataclass
 class Study:
     """Everything the write-up states, computed from one results folder."""
@@ -232,6 +259,7 @@ class Study:
     without: list[dict[str, Any]]
     inputs: list[dict[str, Any]]
     same_inputs: int
+    minutes: list[float]
 
 
 def load(root: str | Path, machine: str | None = None, commit: str | None = None) -> Study:
@@ -273,6 +301,7 @@ def load(root: str | Path, machine: str | None = None, commit: str | None = None
         without=missing.load(root, machine=machine, commit=(commit or "")[:8] or None),
         inputs=data,
         same_inputs=same,
+        minutes=bench_minutes(loaded.frame, envs),
     )
 
 
@@ -646,6 +675,7 @@ def to_markdown(study: Study) -> str:
         + (f", {f['without_results']} without (listed at the end)" if f["without_results"] else "")
         + ".\n\n",
         _data_line(study.inputs, study.same_inputs, len(study.envs)),
+        _cost_line(study.minutes),
         "## What was covered\n\n",
         "".join(f"- {k}: {len(v)} ({', '.join(v)})\n" for k, v in cov.items()),
         "\n## Environments\n\n",
