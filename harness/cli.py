@@ -142,13 +142,30 @@ def _doctor_arguments(p: argparse.ArgumentParser) -> None:
         help="run your analysis script twice and find the first difference",
     )
     p.add_argument("--layer")
-    p.add_argument("--mask-var")
+    p.add_argument(
+        "--mask-var",
+        help="var column of genes to use; 'none' for all genes (default: scanpy's, highly_variable)",
+    )
     p.add_argument("--n-comps", type=int, default=50)
     p.add_argument("--svd-solver", default=None)
-    p.add_argument("--random-state", type=int, default=0)
+    p.add_argument(
+        "--random-state",
+        type=_seed,
+        default=0,
+        help="an integer, or 'none' for unseeded calls (default 0, as sc.pp.pca)",
+    )
     p.add_argument("--no-zero-center", action="store_true")
     p.add_argument("--format", choices=("md", "json"), default="md")
     p.add_argument("--out")
+
+
+def _seed(text: str) -> int | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'none', not {text!r}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

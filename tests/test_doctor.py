@@ -237,3 +237,20 @@ def test_debug_shows_the_traceback(bad_files):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode != 0
     assert "Traceback" in proc.stderr and "HarnessError" in proc.stderr
+
+
+def test_cli_takes_an_unseeded_call_and_no_gene_mask(tmp_path):
+    """--random-state none and --mask-var none reach scanpy as random_state=None, no mask."""
+    import scanpy as sc
+
+    path = tmp_path / "small.h5ad"
+    sc.datasets.pbmc68k_reduced()[:300, :150].copy().write_h5ad(path)
+    out = tmp_path / "report.json"
+    proc = run_cli(path, "--n-comps", 10, "--random-state", "none", "--mask-var", "none",
+                   "--format", "json", "--out", out)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr  # unseeded arpack: not reproducible
+    report = json.loads(out.read_text())
+    assert report["call"]["random_state"] is None
+    assert report["input"]["n_vars"] == 150  # every gene, not the HVG subset
+    bad = run_cli(path, "--random-state", "abc")
+    assert bad.returncode == 2 and "expected an integer or 'none'" in bad.stderr
