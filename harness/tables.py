@@ -230,10 +230,12 @@ def stability_table(
         out[k if k != "label" else "environment"] = runs[k].to_numpy()[rid[first]]
     for k, c, v in zip(KEYS, key_codes, key_values, strict=True):
         out["solver" if k == "svd_solver" else k] = _take(v, c[first])
-    out["all_cores"] = np.where(all_cores > 0, all_cores, np.nan)
+    # A run timed at 1 thread only (the study profile) has no all-cores column, not a copy.
+    out["all_cores"] = np.where(all_cores > 1, all_cores, np.nan)
+    multi = (threads == run_max[rid]) & (run_max[rid] > 1)
     runtime = {
         "time_1_thread": (is_time & (threads == 1), "_s", None),
-        "time_all_cores": (is_time & ((threads == run_max[rid]) | (threads < 0)), "_s", None),
+        "time_all_cores": (is_time & (multi | (threads < 0)), "_s", None),
         "peakmem": (kind == 2, "_bytes", "max"),
     }
     for name, (sel, suffix, reduce) in runtime.items():

@@ -130,3 +130,9 @@ def test_out_is_written_atomically_and_results_stay_untouched(published, tmp_pat
     assert not list(tmp_path.glob(".*tmp*"))
     after = sorted((p, p.stat().st_mtime_ns) for p in RESULTS.rglob("*") if p.is_file())
     assert before == after
+
+
+def test_one_thread_runs_have_no_all_cores_column(published):
+    """The study times 1 thread only: the all-cores runtime is missing, not a copy of it."""
+    assert published.table["time_1_thread_s"].notna().any()
+    assert published.table["time_all_cores_s"].isna().all()
