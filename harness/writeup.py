@@ -387,6 +387,66 @@ def across(study: Study) -> pd.DataFrame:
     return out.sort_values("id", key=lambda s: s.str[1:].astype(int)).reset_index(drop=True)
 
 
+def by_factor(study: Study) -> pd.DataFrame:
+    """What moves the bits: one row per source of variation, within and across environments."""
+    import pandas as pd
+
+    rows = []
+    t = study.table
+    for check, what in (("repeat", "run to run (same process)"), ("process", "fresh process"),
+                        ("threads", f"thread count ({_threads_text()}, in-process)")):  # fmt: skip
+        v = t[f"v_{check}"]
+        ran = t[v.notna() & ~v.isin(["skipped", "failed"])]
+        moved = ran[ran[f"v_{check}"] != "bitwise"]
+        rows.append(
+            {
+                "source": what,
+                "envs": len(study.envs),
+                "n": len(ran),
+                "bitwise": len(ran) - len(moved),
+                "worst": float(moved[f"dev_{check}"].max()) if len(moved) else 0.0,
+                "within_tol": int((moved[f"v_{check}"] == "within tolerance").sum()),
+                "explained": int((moved[f"v_{check}"] == "explained by the spectrum").sum()),
+                "unstable": int((moved[f"v_{check}"] == "unstable").sum()),
+            }
+        )
+    a = across(study)
+    for factor, sub in a.groupby("factor", sort=False) if len(a) else []:
+        rows.append(
+            {
+                "source": f"{factor} (vs baseline)",
+                "envs": len(sub),
+                "n": int(sub["n"].sum()),
+                "bitwise": int(sub["bitwise"].sum()),
+                "worst": float(sub["worst"].max()),
+                "within_tol": int(sub["within_tol"].sum()),
+                "explained": int(sub["explained"].sum()),
+                "unstable": int(sub["unstable"].sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _factor_table(b: pd.DataFrame) -> str:
+    headers = ["what changes", "environments", "bitwise equal", "worst deviation",
+               "within tolerance", "explained", "unstable"]  # fmt: skip
+    rows = [[r["source"], r["envs"], _frac(r["bitwise"], r["n"]), _sci(r["worst"]), r["within_tol"],
+             r["explained"], r["unstable"]] for r in b.to_dict("records")]  # fmt: skip
+    return render.md_table(headers, rows, ["l"] + ["r"] * 6)
+
+
+def _appendix(study: Study) -> str:
+    """The harness's stability table of every environment (as ``harness table`` prints them)."""
+    from harness import tables
+
+    ordered = study.envs["env_name"].tolist()
+    t = study.table.assign(_o=study.table["env_name"].map(ordered.index))
+    t = t.sort_values("_o", kind="stable").drop(columns="_o")
+    ids = _ids(study)
+    t["environment"] = t["env_name"].map(ids) + ": " + t["environment"]
+    return tables.to_markdown(t, level=3)
+
+
 def downstream(study: Study) -> pd.DataFrame:
     """Per check: where results moved, how much the 15-NN graph and Leiden clusters moved."""
     import pandas as pd
@@ -683,7 +743,12 @@ def to_markdown(study: Study) -> str:
         "other environment changes one factor (or a few, where releases only install together).\n\n",
         _env_table(study),
         "\n## Findings\n\n",
-        "### Advice for analysts\n\n",
+        "What moves PCA's bits, configuration by configuration (dataset x layout x dtype x solver); "
+        "'worst deviation' is the sign-aligned relative deviation of X_pca, 'explained' = within "
+        "the Davis-Kahan bound of the spectrum's rounding, 'unstable' = beyond it (or, for identical "
+        "calls, any deviation over the tolerance).\n\n",
+        _factor_table(by_factor(study)),
+        "\n### Advice for analysts\n\n",
     ]
     analysts, maintainers = advice(f)
     parts += [f"- {line}\n" for line in analysts]
@@ -734,6 +799,7 @@ def to_markdown(study: Study) -> str:
         from harness import missing
 
         parts += ["\n", missing.to_markdown(study.without)]
+    parts += ["\n## Appendix: the stability table of every environment\n\n", _appendix(study)]
     parts += [
         "\n## Reproduce\n\n",
         "```\nmake study     # runs every environment of asv.conf.json that has no results yet\n"
