@@ -159,6 +159,11 @@ def compare_digests(a: Digest, b: Digest) -> dict[str, Any]:
     ):
         out["comparable"] = False
         return out
-    cmp = metrics.compare(a.sample, b.sample).to_dict()
+    # The digest holds float64 copies of a few genes: classify with the precision the PCA ran in
+    # (the least precise input dtype) and the size of the eigenproblem it solved.
+    dtypes = [np.dtype(d.params.get("dtype", "float64")) for d in (a, b)]
+    u = max(float(np.finfo(d).eps) / 2 for d in dtypes)
+    n_vars = int(a.shape.get("n_vars") or a.sample.loadings.shape[0])
+    cmp = metrics.compare(a.sample, b.sample, unit_roundoff=u, n_vars=n_vars).to_dict()
     cmp.pop("bitwise", None)
     return {**cmp, **out, "comparable": True, "subsampled": True}

@@ -191,18 +191,25 @@ def _mean_spectrum(a: PCAResult, b: PCAResult) -> np.ndarray:
     return (np.asarray(a.variance, np.float64) + np.asarray(b.variance, np.float64)) / 2
 
 
-def _norm_e(a: PCAResult, b: PCAResult, unit_roundoff: float | None) -> float:
+def _norm_e(
+    a: PCAResult, b: PCAResult, unit_roundoff: float | None, n_vars: int | None = None
+) -> float:
     u = unit_roundoff if unit_roundoff is not None else unit_roundoff_of(a.loadings, b.loadings)
-    return perturbation_norm(a.variance, b.variance, a.loadings.shape[0], u)
+    return perturbation_norm(a.variance, b.variance, n_vars or a.loadings.shape[0], u)
 
 
 def _beyond_rounding(
-    a: PCAResult, b: PCAResult, norm_e: float, unit_roundoff: float | None
+    a: PCAResult,
+    b: PCAResult,
+    norm_e: float,
+    unit_roundoff: float | None,
+    n_vars: int | None = None,
 ) -> bool:
     """True when ||E|| exceeds ROUNDING_CEILING times the rounding term of perturbation_norm."""
     u = unit_roundoff if unit_roundoff is not None else unit_roundoff_of(a.loadings, b.loadings)
     lam1 = float(np.abs(np.concatenate([a.variance, b.variance])).max(initial=0.0))
-    return norm_e > ROUNDING_CEILING * math.sqrt(a.loadings.shape[0]) * u * lam1
+    n = n_vars or a.loadings.shape[0]
+    return norm_e > ROUNDING_CEILING * math.sqrt(n) * u * lam1
 
 
 def _component_identical(ref: PCAResult, aligned: PCAResult) -> np.ndarray:
@@ -240,6 +247,7 @@ def classify_components(
     *,
     unit_roundoff: float | None = None,
     safety: float = SAFETY,
+    n_vars: int | None = None,
 ) -> list[Label]:
     r"""Label each component "identical", "explained" (by the estimated ||E||) or "unexplained".
 
@@ -272,16 +280,19 @@ def classify_components(
     same input could make them, the results are not two exact answers for nearby matrices, and
     every non-identical component is "unexplained" (randomized vs arpack is the typical case).
     :attr:`Comparison.norm_e_rel` reports the ||E|| / lambda_1 behind the verdicts.
+
+    ``n_vars`` defaults to the loadings' rows; a subsample (a digest's few genes) must pass the
+    size of the eigenproblem it came from, as ``unit_roundoff`` the precision it was solved in.
     """
     aligned, _ = align_signs(ref, other)
-    norm_e = _norm_e(ref, other, unit_roundoff)
+    norm_e = _norm_e(ref, other, unit_roundoff, n_vars)
     return _labels(
         _component_identical(ref, aligned),
         component_sin_theta(ref.loadings, aligned.loadings),
         absolute_eigengaps(_mean_spectrum(ref, other)),
         norm_e,
         safety,
-        _beyond_rounding(ref, other, norm_e, unit_roundoff),
+        _beyond_rounding(ref, other, norm_e, unit_roundoff, n_vars),
     )
 
 
@@ -409,13 +420,17 @@ def compare(
     downstream: bool = False,
     n_neighbors: int = N_NEIGHBORS,
     unit_roundoff: float | None = None,
+    n_vars: int | None = None,
 ) -> Comparison:
-    """Compare ``b`` against the reference ``a``; kNN/Leiden agreement only when ``downstream``."""
+    """Compare ``b`` against the reference ``a``; kNN/Leiden agreement only when ``downstream``.
+
+    ``unit_roundoff`` and ``n_vars``: see :func:`classify_components`.
+    """
     aligned, flips = align_signs(a, b)
     k = a.n_comps
     rel = component_rel_diff(a, aligned)
     mean_var = _mean_spectrum(a, b)
-    labels = classify_components(a, b, unit_roundoff=unit_roundoff)
+    labels = classify_components(a, b, unit_roundoff=unit_roundoff, n_vars=n_vars)
     var_rel = _safe_ratio(
         np.abs(np.asarray(a.variance, np.float64) - np.asarray(b.variance, np.float64)),
         np.abs(np.asarray(a.variance, np.float64)),
@@ -438,7 +453,7 @@ def compare(
         n_explained=labels.count("explained"),
         n_unexplained=labels.count("unexplained"),
         norm_e_rel=float(
-            _safe_ratio(_norm_e(a, b, unit_roundoff), np.abs(mean_var).max(initial=0.0))
+            _safe_ratio(_norm_e(a, b, unit_roundoff, n_vars), np.abs(mean_var).max(initial=0.0))
         ),
     )
     if not downstream:

@@ -78,11 +78,17 @@ def attributes(fp: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def baseline_index(attrs: list[dict[str, str]]) -> int:
-    """The environment closest to the most common value of every factor (first on ties)."""
-    modes = {k: Counter(a[k] for a in attrs).most_common(1)[0][0] for k in FACTORS}
-    distance = [sum(a[k] != modes[k] for k in FACTORS) for a in attrs]
-    return distance.index(min(distance))
+def baseline_index(attrs: list[dict[str, str]], steered: list[int] | None = None) -> int:
+    """The environment closest to the most common value of every factor.
+
+    Ties (a study of two environments, say) go to the environment that sets fewer steering
+    variables (``steered``: how many each sets), then to the first.
+    """
+    steered = steered or [0] * len(attrs)
+    order = sorted(range(len(attrs)), key=lambda i: steered[i])  # Counter keeps first-seen on ties
+    modes = {k: Counter(attrs[i][k] for i in order).most_common(1)[0][0] for k in FACTORS}
+    distance = {i: sum(attrs[i][k] != modes[k] for k in FACTORS) for i in order}
+    return min(order, key=lambda i: distance[i])
 
 
 def differs(a: dict[str, str], base: dict[str, str]) -> list[str]:
@@ -109,7 +115,8 @@ def environments(loaded: Loaded, table: pd.DataFrame) -> pd.DataFrame:
                      "label": r.environment, "fp": fp, **attributes(fp)})  # fmt: skip
     if not rows:
         raise HarnessError("no environment of the study has a fingerprint")
-    base = baseline_index(rows)
+    steered = [sum(bool(v) for v in (r["fp"].get("env_vars") or {}).values()) for r in rows]
+    base = baseline_index(rows, steered)
     for i, row in enumerate(rows):
         row["baseline"] = i == base
         row["factor"] = (

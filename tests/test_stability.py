@@ -105,3 +105,28 @@ def test_process_check_leaves_a_cross_environment_artifact(isolated):
     assert np.array_equal(
         digest.sample.embedding, result.embedding[digest.cells].astype(np.float64)
     )
+
+
+def test_digests_are_classified_in_the_precision_pca_ran_in():
+    """1 vs 2 BLAS threads on float32 input: rounding-level differences, which a digest (float64
+    copies of 12 genes) must judge with float32's unit roundoff and the full gene count."""
+    from threadpoolctl import threadpool_limits
+
+    from harness import artifacts, store
+
+    x = datasets.matrix("pbmc68k_reduced", "dense", "float32")
+    results = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads):
+            results.append(pca.run_pca(pca.make_anndata(x.copy()), solver="arpack"))
+    key = store.RunKey("m", "c" * 40, "env")
+
+    def digests(dtype: str) -> list:
+        params = {**CONFIG.params(), "dtype": dtype}
+        return [artifacts.make(r, key, params, {}) for r in results]
+
+    honest = artifacts.compare_digests(*digests("float32"))
+    assert not honest["bitwise"] and honest["aligned_max_rel_diff"] > 1e-7
+    assert honest["n_unexplained"] == 0
+    # Judged as if it had been solved in float64, the same difference is far beyond rounding.
+    assert artifacts.compare_digests(*digests("float64"))["n_unexplained"] > 0

@@ -78,6 +78,9 @@ def test_baseline_is_the_centre_of_the_design():
         {**base, "blas": "mkl", "kernel": "-"},
     ]
     assert writeup.baseline_index(envs) == 1
+    # Two environments tie on every mode: the one setting fewer variables is the baseline.
+    assert writeup.baseline_index([envs[0], base], steered=[1, 0]) == 1
+    assert writeup.baseline_index([base, envs[0]], steered=[0, 1]) == 0
     assert writeup.differs(envs[0], base) == ["OpenBLAS kernel family"]
     assert writeup.differs(envs[3], base) == ["OPENBLAS_CORETYPE"]
     assert writeup.differs(envs[4], base) == ["BLAS implementation"]
