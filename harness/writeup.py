@@ -45,8 +45,10 @@ FACTORS = {
 }
 #: Accuracy verdicts that mean "the exact PCA up to rounding".
 EXACT = ("bitwise", "within tolerance", "explained by the spectrum")
-#: Checks inside one environment where any deviation means the same call is not reproducible.
+#: Checks inside one environment: identical calls (repeat, process) and the BLAS thread count.
 WITHIN = ("repeat", "process", "threads")
+#: An attribute the fingerprint cannot tell (threadpoolctl does not see reference BLAS or ATLAS).
+UNKNOWN = "?"
 COMMAND = "make writeup"
 
 
@@ -73,7 +75,7 @@ def attributes(fp: dict[str, Any]) -> dict[str, str]:
         "blas": env.get("HARNESS_BLAS") or "numpy's bundled OpenBLAS",
         "kernel": str(cols.get("fp_blas_core") or "-"),
         "coretype": env.get("OPENBLAS_CORETYPE") or "autodetect",
-        "threads": f"{threads}{' (env)' if by_env else ''}",
+        "threads": UNKNOWN if threads is None else f"{threads}{' (env)' if by_env else ''}",
         "cbwr": env.get("MKL_CBWR") or "-",
     }
 
@@ -93,7 +95,7 @@ def baseline_index(attrs: list[dict[str, str]], steered: list[int] | None = None
 
 def differs(a: dict[str, str], base: dict[str, str]) -> list[str]:
     """The factors in which ``a`` differs from the baseline, named for people."""
-    out = [FACTORS[k] for k in FACTORS if a[k] != base[k]]
+    out = [FACTORS[k] for k in FACTORS if a[k] != base[k] and UNKNOWN not in (a[k], base[k])]
     # A forced kernel family shows as its kernel; the variable alone only when the kernel is equal.
     if FACTORS["kernel"] in out and FACTORS["coretype"] in out:
         out.remove(FACTORS["coretype"])
@@ -150,7 +152,7 @@ def coverage(envs: pd.DataFrame) -> dict[str, list[str]]:
             return sorted(values)
 
     implementations = sorted(
-        {_implementation(fp) for fp in envs["fp"] if _implementation(fp)}, key=str.lower
+        {implementation(fp) for fp in envs["fp"] if implementation(fp)}, key=str.lower
     )
     kernels = sorted(
         {
@@ -170,12 +172,15 @@ def coverage(envs: pd.DataFrame) -> dict[str, list[str]]:
     }
 
 
-def _implementation(fp: dict[str, Any]) -> str:
-    """The BLAS numpy really ran on, by family (version dropped): read from the fingerprint."""
-    from harness import results
-
-    vendor = results.fingerprint_columns(fp).get("fp_blas_vendor")
-    return str(vendor).split(" (")[0] if vendor else ""
+def implementation(fp: dict[str, Any]) -> str:
+    """The BLAS family numpy really ran on ('OpenBLAS', 'reference BLAS', 'MKL'...), version
+    dropped: the fingerprint's ``blas`` up to its ';' (what scipy's wheel bundles follows)."""
+    words = []
+    for word in str(fp.get("blas") or "").split(";")[0].split():
+        if word[:1].isdigit():
+            break
+        words.append(word)
+    return " ".join(words)
 
 
 # --- the measurements ------------------------------------------------------------------------

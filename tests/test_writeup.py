@@ -85,6 +85,8 @@ def test_baseline_is_the_centre_of_the_design():
     assert writeup.differs(envs[3], base) == ["OPENBLAS_CORETYPE"]
     assert writeup.differs(envs[4], base) == ["BLAS implementation"]
     assert writeup.differs(envs[2], base) == ["scanpy release"]
+    # A thread count threadpoolctl cannot see (reference BLAS) is not a difference.
+    assert writeup.differs({**envs[4], "threads": writeup.UNKNOWN}, base) == ["BLAS implementation"]
 
 
 def test_attributes_come_from_the_fingerprint():
@@ -139,3 +141,17 @@ def test_one_thread_runs_have_no_all_cores_column(published):
     """The study times 1 thread only: the all-cores runtime is missing, not a copy of it."""
     assert published.table["time_1_thread_s"].notna().any()
     assert published.table["time_all_cores_s"].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("blas", "family"),
+    [
+        ("OpenBLAS 0.3.31 SkylakeX; scipy: OpenBLAS 0.3.30 SkylakeX", "OpenBLAS"),
+        ("OpenBLAS 0.3.21 Haswell; scipy: OpenBLAS 0.3.30 SkylakeX", "OpenBLAS"),
+        ("reference BLAS; scipy: OpenBLAS 0.3.30 SkylakeX", "reference BLAS"),
+        ("BLIS + reference LAPACK", "BLIS + reference LAPACK"),
+        ("MKL 2025.3.0; scipy: OpenBLAS 0.3.30 SkylakeX", "MKL"),
+    ],
+)
+def test_implementation_is_numpys_blas_family(blas, family):
+    assert writeup.implementation({"blas": blas}) == family
