@@ -291,7 +291,9 @@ def load(root: str | Path, machine: str | None = None, commit: str | None = None
     base = envs[envs["baseline"]].iloc[0]
     records = loaded.records
     records = records[
-        (records["machine"] == machine) & records["commit"].str.startswith(commit or "")
+        (records["machine"] == machine)
+        & records["commit"].str.startswith(commit or "")
+        & records["env_name"].isin(set(envs["env_name"]))  # not one asv is still running
     ]
     cross = None
     if len(envs) > 1:
