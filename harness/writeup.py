@@ -47,6 +47,9 @@ FACTORS = {
 EXACT = ("bitwise", "within tolerance", "explained by the spectrum")
 #: Checks inside one environment: identical calls (repeat, process) and the BLAS thread count.
 WITHIN = ("repeat", "process", "threads")
+#: The checks that repeat the very same call, and the keys of a configuration.
+IDENTICAL = ("repeat", "process")
+CONFIG = ("dataset", "layout", "dtype", "solver")
 #: An attribute the fingerprint cannot tell (threadpoolctl does not see reference BLAS or ATLAS).
 UNKNOWN = "?"
 COMMAND = "make writeup"
@@ -336,13 +339,13 @@ def _ids(study: Study) -> dict[str, str]:
     return dict(zip(study.envs["env_name"], study.envs["id"], strict=True))
 
 
-def within(study: Study, exclude: pd.DataFrame | None = None) -> pd.DataFrame:
+def within(study: Study, reproducible_only: bool = False) -> pd.DataFrame:
     """Per environment: how many configurations are bitwise identical under each within-check
-    (``exclude``: table rows to leave out, e.g. the configurations not reproducible at all)."""
+    (``reproducible_only``: over the configurations reproducible in every environment)."""
     import pandas as pd
 
     rows = []
-    t = study.table if exclude is None else study.table.drop(index=exclude.index)
+    t = _reproducible(study.table, study) if reproducible_only else study.table
     for env in study.envs.itertuples():
         sub = t[t["env_name"] == env.env_name]
         row: dict[str, Any] = {"id": env.id, "factor": env.factor}
@@ -368,13 +371,27 @@ def not_reproducible(study: Study, checks: tuple[str, ...] = ("repeat", "process
     return bad
 
 
+def unreproducible(study: Study) -> set[tuple[str, str, str, str]]:
+    """(dataset, layout, dtype, solver) of the configurations not reproducible in some
+    environment: comparing them across thread counts or environments measures their noise."""
+    bad = not_reproducible(study)
+    return set(bad[list(CONFIG)].itertuples(index=False, name=None))
+
+
+def _reproducible(frame: pd.DataFrame, study: Study) -> pd.DataFrame:
+    keys = frame[list(CONFIG)].itertuples(index=False, name=None)
+    drop = unreproducible(study)
+    return frame[[k not in drop for k in keys]]
+
+
 def across(study: Study) -> pd.DataFrame:
-    """Per environment, its results against the baseline's (same configuration, default threads)."""
+    """Per environment, its results against the baseline's (same configuration, default threads),
+    over the configurations reproducible within every environment."""
     import pandas as pd
 
     if study.cross is None or study.cross.pairs.empty:
         return pd.DataFrame()
-    pairs = study.cross.pairs[study.cross.pairs["comparable"]]
+    pairs = _reproducible(study.cross.pairs[study.cross.pairs["comparable"]], study)
     by_label = {e["id"]: e["env_name"] for e in study.cross.envs}
     ids = _ids(study)
     rows = []
@@ -383,6 +400,7 @@ def across(study: Study) -> pd.DataFrame:
             continue  # artifacts of an environment asv has not finished (no results file yet)
         env = study.envs[study.envs["env_name"] == by_label[b]].iloc[0]
         moved = sub[~sub["bitwise"]]
+        shifted = moved[moved["deviation"] > 0]  # bits differ somewhere, values on the digest too
         rows.append(
             {
                 "id": ids[env["env_name"]],
@@ -391,8 +409,8 @@ def across(study: Study) -> pd.DataFrame:
                 "bitwise": int(sub["bitwise"].sum()),
                 "worst": float(moved["deviation"].max()) if len(moved) else 0.0,
                 "median": float(moved["deviation"].median()) if len(moved) else 0.0,
-                "lead": float(moved["lead_rel_diff"].median()) if len(moved) else 0.0,
-                "trail": float(moved["trail_rel_diff"].median()) if len(moved) else 0.0,
+                "lead": float(shifted["lead_rel_diff"].median()) if len(shifted) else 0.0,
+                "trail": float(shifted["trail_rel_diff"].median()) if len(shifted) else 0.0,
                 "explained": int((moved["verdict"] == "explained by the spectrum").sum()),
                 "within_tol": int((moved["verdict"] == "within tolerance").sum()),
                 "unstable": int((moved["verdict"] == "unstable").sum()),
@@ -401,6 +419,19 @@ def across(study: Study) -> pd.DataFrame:
         )
     out = pd.DataFrame(rows)
     return out.sort_values("id", key=lambda s: s.str[1:].astype(int)).reset_index(drop=True)
+
+
+def lead_trail(study: Study) -> tuple[float, float] | None:
+    """Median worst deviation of the leading and of the trailing components, over every pair
+    (environment vs baseline, reproducible configuration) whose values moved on the digest."""
+    if study.cross is None or study.cross.pairs.empty:
+        return None
+    p = _reproducible(study.cross.pairs[study.cross.pairs["comparable"]], study)
+    finished = {e["id"] for e in study.cross.envs if e["env_name"] in _ids(study)}
+    p = p[p["b"].isin(finished) & (p["deviation"] > 0)]
+    if p.empty:
+        return None
+    return float(p["lead_rel_diff"].median()), float(p["trail_rel_diff"].median())
 
 
 def by_factor(study: Study) -> pd.DataFrame:
@@ -413,6 +444,8 @@ def by_factor(study: Study) -> pd.DataFrame:
                         ("threads", f"thread count ({_threads_text()}, in-process)")):  # fmt: skip
         v = t[f"v_{check}"]
         ran = t[v.notna() & ~v.isin(["skipped", "failed"])]
+        if check not in IDENTICAL:
+            ran = _reproducible(ran, study)
         moved = ran[ran[f"v_{check}"] != "bitwise"]
         rows.append(
             {
@@ -464,17 +497,23 @@ def _appendix(study: Study) -> str:
 
 
 def downstream(study: Study) -> pd.DataFrame:
-    """Per check: where results moved, how much the 15-NN graph and Leiden clusters moved."""
+    """Per check: where results moved, how much the kNN graph and Leiden clusters moved (checks
+    other than repeat and process over the configurations reproducible in every environment)."""
     import pandas as pd
 
-    r = study.records
+    r = study.records.rename(columns={"svd_solver": "solver"})
     moved = r[(r["status"] == "ok") & (r["bitwise"] == False)]  # noqa: E712 (None = not recorded)
     rows = []
     for check, sub in moved.groupby("check", sort=False):
+        if check not in IDENTICAL:
+            sub = _reproducible(sub, study)
+        if sub.empty:
+            continue
         rows.append(
             {
                 "check": check,
                 "moved": len(sub),
+                "solvers": ", ".join(sorted(set(sub["solver"]))),
                 "knn_min": sub["knn_jaccard"].min(),
                 "knn_median": sub["knn_jaccard"].median(),
                 "ari_min": sub["leiden_ari"].min(),
@@ -585,12 +624,12 @@ def _across_table(a: pd.DataFrame) -> str:
 
 
 def _downstream_table(d: pd.DataFrame) -> str:
-    headers = ["check", "moved results", "kNN Jaccard min", "kNN median", "Leiden ARI min",
+    headers = ["check", "moved results", "solvers", "kNN Jaccard min", "kNN median", "Leiden ARI min",
                "ARI median", f"{_lead()} (median)", f"{_trail()} (median)"]  # fmt: skip
-    rows = [[r["check"], r["moved"], render.fmt_fixed(r["knn_min"]), render.fmt_fixed(r["knn_median"]),
+    rows = [[r["check"], r["moved"], r["solvers"], render.fmt_fixed(r["knn_min"]), render.fmt_fixed(r["knn_median"]),
              render.fmt_fixed(r["ari_min"]), render.fmt_fixed(r["ari_median"]), _sci(r["lead"]),
              _sci(r["trail"])] for r in d.to_dict("records")]  # fmt: skip
-    return render.md_table(headers, rows, ["l"] + ["r"] * 7)
+    return render.md_table(headers, rows, ["l", "r", "l"] + ["r"] * 6)
 
 
 def _fastest_table(f: pd.DataFrame) -> str:
@@ -621,7 +660,7 @@ def findings(study: Study) -> dict[str, Any]:
     w = within(study)
     a = across(study)
     bad = not_reproducible(study)
-    base = within(study, exclude=bad).iloc[0] if len(w) else None
+    base = within(study, reproducible_only=True).iloc[0] if len(w) else None
     f: dict[str, Any] = {
         "environments": len(study.envs),
         "without_results": len(study.without),
@@ -646,10 +685,7 @@ def findings(study: Study) -> dict[str, Any]:
                 "sign_flips": int(sub["sign_flips"].sum()),
             }
         f["across"] = by_factor
-        moved = a[a["bitwise"] < a["n"]]
-        f["lead_trail"] = (
-            (float(moved["lead"].median()), float(moved["trail"].median())) if len(moved) else None
-        )
+        f["lead_trail"] = lead_trail(study)
     d = downstream(study)
     f["downstream"] = {r["check"]: r for r in d.to_dict("records")}
     f["fastest"] = fastest(study).to_dict("records")
@@ -660,6 +696,11 @@ def _threads_text() -> str:
     from harness.stability import THREAD_COUNTS
 
     return " vs ".join(str(n) for n in THREAD_COUNTS) + " BLAS threads"
+
+
+def _times(ratio: float) -> str:
+    """A ratio to two significant digits: 7584 -> '7,600x'."""
+    return f"{float(f'{ratio:.2g}'):,.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
 
 
 def _lead() -> str:
@@ -707,16 +748,32 @@ def advice(f: dict[str, Any]) -> tuple[list[str], list[str]]:
     if same:
         analysts.append(f"No change at all (bitwise equal in every configuration): {_list(same)}.")
     lt = f.get("lead_trail")
-    if lt and lt[0] > 0:
-        analysts.append(
-            f"Where results moved, {_trail()} moved {lt[1] / lt[0]:.0f}x more than {_lead()} (median {_sci(lt[1])} vs {_sci(lt[0])}): compute more components than you use downstream."
-        )  # fmt: skip
+    if lt and min(lt) > 0:
+        lead, trail = lt
+        medians = f"(median worst deviation {_sci(trail)} vs {_sci(lead)})"
+        if trail >= 10 * lead:
+            analysts.append(
+                f"Where results moved across environments, {_trail()} moved {_times(trail / lead)} more "
+                f"than {_lead()} {medians}: the trailing components carry the change, so compute more "
+                "components than you use downstream."
+            )  # fmt: skip
+        elif lead >= 10 * trail:
+            analysts.append(
+                f"Where results moved across environments, {_lead()} moved {_times(lead / trail)} more "
+                f"than {_trail()} (median worst deviation {_sci(lead)} vs {_sci(trail)})."
+            )  # fmt: skip
+        else:
+            analysts.append(
+                f"Where results moved across environments, {_lead()} and {_trail()} moved by similar "
+                f"amounts (median worst deviation {_sci(lead)} and {_sci(trail)})."
+            )
     ds = f.get("downstream", {})
     for check in ("threads", "process", "repeat"):
         if check in ds and not render.is_missing(ds[check]["knn_min"]):
             r = ds[check]
             analysts.append(
-                f"Downstream, where the {check} check moved PCA, the {N_NEIGHBORS}-nearest-neighbour graph kept "
+                f"Downstream, where the {check} check moved PCA (svd_solver {r['solvers']}), the "
+                f"{N_NEIGHBORS}-nearest-neighbour graph kept "
                 f"{render.fmt_fixed(r['knn_min'])} of its edges at worst (Jaccard) and Leiden clusters "
                 f"agreed with ARI {render.fmt_fixed(r['ari_min'])} at worst."
             )
@@ -774,7 +831,10 @@ def to_markdown(study: Study) -> str:
         "What moves PCA's bits, configuration by configuration (dataset x layout x dtype x solver); "
         "'worst deviation' is the sign-aligned relative deviation of X_pca, 'explained' = within "
         "the Davis-Kahan bound of the spectrum's rounding, 'unstable' = beyond it (or, for identical "
-        "calls, any deviation over the tolerance).\n\n",
+        "calls, any deviation over the tolerance). Below the first two rows, the configurations "
+        "that are not reproducible even with everything fixed "
+        f"({_list(sorted({c[3] for c in unreproducible(study)}))} solver) are left out: comparing "
+        "them would measure their own noise.\n\n",
         _factor_table(by_factor(study)),
         "\n### Advice for analysts\n\n",
     ]
@@ -805,7 +865,8 @@ def to_markdown(study: Study) -> str:
     if len(a):
         parts += [
             "\n## Across environments: kernel families, thread settings, implementations, releases\n\n",
-            f"Each environment against the baseline, configuration by configuration (from the result "
+            "Each environment against the baseline, configuration by configuration, over the "
+            "configurations reproducible within every environment (from the result "
             "digests: exact sha256 of the full outputs, and the sign-aligned relative deviation of "
             f"X_pca on {N_CELLS} cells x all PCs). '{_lead()}' and '{_trail()}': median over the moved "
             "configurations of the worst relative deviation among those components. Verdicts as in the "
