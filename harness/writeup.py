@@ -711,6 +711,10 @@ def _trail() -> str:
     return f"PCs {N_COMPS - K_LEADING + 1}-{N_COMPS}"
 
 
+def _or(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
 def _list(items: list[str]) -> str:
     return ", ".join(items) if items else "none"
 
@@ -741,7 +745,7 @@ def advice(f: dict[str, Any]) -> tuple[list[str], list[str]]:
     if moved:
         analysts.append(
             "Record your environment with your results: a different "
-            + _list(sorted({m.split(',')[0] for m in moved}))
+            + _or(sorted({m.split(',')[0] for m in moved}))
             + " changed PCA coordinates of the same data"
             + (f" (worst relative deviation {_sci(max(across[m]['worst'] for m in moved))})." if moved else ".")
         )  # fmt: skip
