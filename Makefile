@@ -44,11 +44,11 @@ study: venv
 	$(PY) -m harness.setup_backends --python $(CURDIR)/$(PY)
 	$(PY) -m harness.study --machine $(MACHINE)
 	$(PY) -m harness table results --machine $(MACHINE) --out .asv/study-table.md
-	$(MAKE) writeup
+	$(MAKE) writeup WRITEUP_ARGS="--machine $(MACHINE)"
 
 # results/README.md, regenerated from the committed study results (nothing is re-run).
 writeup: venv
-	$(PY) -m harness writeup results --out results/README.md
+	$(PY) -m harness writeup results --out results/README.md $(WRITEUP_ARGS)
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
