@@ -167,12 +167,19 @@ def run_step(
     return status
 
 
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception)\b.*:")
+
+
 def failure_reason(log: str, returncode: int) -> str:
-    """The line of an asv log that says why: pip's last ERROR line, else the last error line."""
+    """The line of an asv log that says why: pip's last ERROR line, else the last exception
+    raised in the environment (an import failing, say), else the last line naming an error."""
     lines = [line.strip() for line in log.splitlines()]
     pip = [line for line in lines if line.startswith("ERROR: ")]
     if pip:
         return pip[-1].removeprefix("ERROR: ")
+    raised = [line for line in lines if _EXCEPTION.match(line) and "ProcessError" not in line]
+    if raised:
+        return raised[-1]
     return next((line for line in reversed(lines) if "rror" in line), f"asv exited {returncode}")
 
 

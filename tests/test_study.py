@@ -76,3 +76,17 @@ def test_unloadable_backend_and_failed_install_show_in_the_table(tmp_path):
 
     as_json = json.loads(_run(repo, "harness", "table", "results", "--format", "json").stdout)
     assert {r["status"] for r in as_json["summary"]["without_results"]} == set(rows)
+
+
+def test_failure_reason_names_the_exception_not_asv():
+    from harness.study import failure_reason
+
+    log = """·· Error running python benchmark.py discover (exit status 1)
+       File "scanpy/metrics/_morans_i.py", line 131, in <module>
+   AttributeError: `np.float_` was removed in the NumPy 2.0 release. Use `np.float64` instead.
+·· Last error: Command 'python benchmark.py discover' returned non-zero exit status 1
+asv.util.ProcessError: Command 'python benchmark.py discover' returned non-zero exit status 1
+"""
+    assert failure_reason(log, 1).startswith("AttributeError: `np.float_` was removed")
+    assert failure_reason("ERROR: No matching distribution found for x==0\n", 1).startswith("No ")
+    assert failure_reason("nothing useful\n", 3) == "asv exited 3"
