@@ -108,6 +108,12 @@ def differs(a: dict[str, str], base: dict[str, str]) -> list[str]:
     return out
 
 
+def change(a: dict[str, str], base: dict[str, str]) -> str:
+    """What ``a`` sets differently from the baseline, as 'key=value' pairs ('blas=mkl')."""
+    names = {FACTORS[k]: k for k in FACTORS}
+    return ", ".join(f"{names[f]}={a[names[f]]}" for f in differs(a, base)) or "-"
+
+
 def environments(loaded: Loaded, table: pd.DataFrame) -> pd.DataFrame:
     """One row per environment of the table: id, label, attributes, factor, baseline flag."""
     import pandas as pd
@@ -127,6 +133,7 @@ def environments(loaded: Loaded, table: pd.DataFrame) -> pd.DataFrame:
         row["factor"] = (
             "baseline" if i == base else ", ".join(differs(row, rows[base])) or "none (rerun)"
         )
+        row["change"] = "baseline" if i == base else change(row, rows[base])
     envs = pd.DataFrame(rows)
     order = envs["factor"].map(_factor_rank)
     envs = envs.assign(_o=order).sort_values(["_o", "factor", "label"], kind="stable")
@@ -348,7 +355,7 @@ def within(study: Study, reproducible_only: bool = False) -> pd.DataFrame:
     t = _reproducible(study.table, study) if reproducible_only else study.table
     for env in study.envs.itertuples():
         sub = t[t["env_name"] == env.env_name]
-        row: dict[str, Any] = {"id": env.id, "factor": env.factor}
+        row: dict[str, Any] = {"id": env.id, "factor": env.factor, "change": env.change}
         for check in WITHIN:
             ran = sub[~sub[f"v_{check}"].isin(["skipped", "failed"]) & sub[f"v_{check}"].notna()]
             row[f"{check}_n"] = len(ran)
@@ -407,6 +414,7 @@ def across(study: Study) -> pd.DataFrame:
             {
                 "id": ids[env["env_name"]],
                 "factor": env["factor"],
+                "change": env["change"],
                 "n": len(sub),
                 "bitwise": int(sub["bitwise"].sum()),
                 "worst": float(moved["deviation"].max()) if len(moved) else 0.0,
@@ -595,21 +603,22 @@ def _env_table(study: Study) -> str:
     headers = [
         "id",
         "differs from the baseline in",
+        "change",
         "environment (from its fingerprint)",
         "BLAS loaded",
     ]
-    rows = [[e.id, e.factor, e.label, (e.fp or {}).get("blas_loaded") or render.MISSING]
+    rows = [[e.id, e.factor, e.change, e.label, (e.fp or {}).get("blas_loaded") or render.MISSING]
             for e in study.envs.itertuples()]  # fmt: skip
     return render.md_table(headers, rows)
 
 
 def _within_table(w: pd.DataFrame) -> str:
-    headers = ["id", "factor"]
+    headers = ["id", "change"]
     for c in WITHIN:
         headers += [f"{c}: bitwise", f"{c}: worst"]
     rows = []
     for r in w.to_dict("records"):
-        row = [r["id"], r["factor"]]
+        row = [r["id"], r["change"]]
         for c in WITHIN:
             row += [_frac(r[f"{c}_bitwise"], r[f"{c}_n"]), _sci(r[f"{c}_worst"])]
         rows.append(row)
@@ -619,7 +628,7 @@ def _within_table(w: pd.DataFrame) -> str:
 def _across_table(a: pd.DataFrame) -> str:
     headers = ["id", "differs in", "bitwise equal", "worst dev.", "median dev.", _lead(),
                _trail(), "explained", "within tol.", "unstable", "sign flips"]  # fmt: skip
-    rows = [[r["id"], r["factor"], _frac(r["bitwise"], r["n"]), _sci(r["worst"]), _sci(r["median"]),
+    rows = [[r["id"], r["change"], _frac(r["bitwise"], r["n"]), _sci(r["worst"]), _sci(r["median"]),
              _sci(r["lead"]), _sci(r["trail"]), r["explained"], r["within_tol"], r["unstable"],
              r["sign_flips"]] for r in a.to_dict("records")]  # fmt: skip
     return render.md_table(headers, rows, ["l", "l"] + ["r"] * 9)
@@ -661,8 +670,14 @@ def findings(study: Study) -> dict[str, Any]:
     """The facts the prose and the advice are built from (also ``--format json``)."""
     w = within(study)
     a = across(study)
-    bad = not_reproducible(study)
+    bad = not_reproducible(study).to_dict("records")
     base = within(study, reproducible_only=True).iloc[0] if len(w) else None
+    changes = dict(zip(study.envs["id"], study.envs["change"], strict=True))
+    last_bits = {
+        (r["id"], changes[r["id"]], r["solver"])
+        for r in bad
+        if "unstable" not in (r["v_repeat"], r["v_process"])
+    }
     f: dict[str, Any] = {
         "environments": len(study.envs),
         "without_results": len(study.without),
@@ -670,11 +685,17 @@ def findings(study: Study) -> dict[str, Any]:
         "repeat_bitwise": (int(w["repeat_bitwise"].sum()), int(w["repeat_n"].sum())),
         "process_bitwise": (int(w["process_bitwise"].sum()), int(w["process_n"].sum())),
         "threads_bitwise": (int(w["threads_bitwise"].sum()), int(w["threads_n"].sum())),
-        "not_reproducible": sorted({(_config(r), r["id"]) for r in bad.to_dict("records")}),
-        "not_reproducible_solvers": sorted(set(bad["solver"])),
-        "baseline_threads": (int(base["threads_bitwise"]), int(base["threads_n"]), float(base["threads_worst"]))
-        if base is not None else None,
-    }  # fmt: skip
+        "not_reproducible": sorted({(_config(r), r["id"]) for r in bad}),
+        "noisy_solvers": sorted({c[3] for c in unreproducible(study)}),
+        "last_bits": sorted(last_bits),
+        "baseline_threads": None,
+    }
+    if base is not None:
+        f["baseline_threads"] = (
+            int(base["threads_bitwise"]),
+            int(base["threads_n"]),
+            float(base["threads_worst"]),
+        )
     if len(a):
         by_factor = {}
         for factor, sub in a.groupby("factor", sort=False):
@@ -726,12 +747,17 @@ def advice(f: dict[str, Any]) -> tuple[list[str], list[str]]:
     analysts, maintainers = [], []
     rb, rn = f["repeat_bitwise"]
     pb, pn = f["process_bitwise"]
-    solvers = f["not_reproducible_solvers"]
+    solvers = f["noisy_solvers"]
+    last_bits = f["last_bits"]
     analysts.append(
         f"With the environment and the thread count fixed, {rb} of {rn} (environment, configuration) "
         f"pairs gave bitwise identical PCA run to run and {pb} of {pn} across fresh processes"
-        + (f"; the exceptions use svd_solver {_list([repr(s) for s in solvers])}: avoid it where you need "
-           "identical coordinates." if solvers else ".")
+        + (f". Identical calls disagreed beyond the tolerance only with svd_solver "
+           f"{_or([repr(s) for s in solvers])}: avoid it where you need identical coordinates"
+           if solvers else "")
+        + (". Elsewhere identical calls differed in the last bits only (within tolerance): "
+           + _list([f"{i} ({c}) with {s!r}" for i, c, s in last_bits]) if last_bits else "")
+        + "."
     )  # fmt: skip
     if f.get("baseline_threads"):
         tb, tn, worst = f["baseline_threads"]
