@@ -551,6 +551,7 @@ def fastest(study: Study) -> pd.DataFrame:
 
     t = study.table[study.table["time_1_thread_s"].notna()].copy()
     t["id"] = t["env_name"].map(_ids(study))
+    changes = dict(zip(study.envs["id"], study.envs["change"], strict=True))
     t["reproducible"] = (t["v_repeat"] == "bitwise") & (t["v_process"] == "bitwise")
     # 'Exact' = the accuracy check finds no deviation beyond the spectrum's rounding bound.
     t["exact"] = t["v_accuracy"].isin(EXACT)
@@ -575,6 +576,7 @@ def fastest(study: Study) -> pd.DataFrame:
                     "dataset": dataset,
                     "kind": kind,
                     "id": row["id"],
+                    "change": changes[row["id"]],
                     "solver": row["solver"],
                     "layout": row["layout"],
                     "dtype": row["dtype"],
@@ -645,7 +647,7 @@ def _downstream_table(d: pd.DataFrame) -> str:
 
 def _fastest_table(f: pd.DataFrame) -> str:
     headers = ["dataset", "", "env", "solver", "layout", "dtype", "1 thread", "vs exact"]
-    rows = [[r["dataset"], r["kind"], r["id"], r["solver"], r["layout"], r["dtype"],
+    rows = [[r["dataset"], r["kind"], f"{r['id']} ({r['change']})", r["solver"], r["layout"], r["dtype"],
              render.fmt_seconds(r["time_s"]), _sci(r["accuracy"])] for r in f.to_dict("records")]  # fmt: skip
     return render.md_table(headers, rows, ["l"] * 6 + ["r", "r"])
 
@@ -830,7 +832,8 @@ def advice(f: dict[str, Any]) -> tuple[list[str], list[str]]:
             maintainers.append(
                 f"On {r['dataset']}, the fastest 1-thread configuration that is bitwise reproducible "
                 "and exact up to rounding is "
-                f"{r['solver']} on {r['layout']} {r['dtype']} in {r['id']} ({render.fmt_seconds(r['time_s'])})."
+                f"{r['solver']} on {r['layout']} {r['dtype']} in {r['id']} ({r['change']}): "
+                f"{render.fmt_seconds(r['time_s'])}."
             )
     return analysts, maintainers
 
