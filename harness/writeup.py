@@ -921,7 +921,9 @@ def to_markdown(study: Study) -> str:
             "\n## Speed: the fastest reproducible configuration\n\n",
             f"Median of {REPEATS} timed calls at 1 BLAS thread; 'bitwise reproducible' = bitwise under both the "
             "repeat and the process checks; 'vs exact' = relative deviation from a float64 eigh "
-            "reference of the same input.\n\n",
+            "reference of the same input. The environments ran one after another on the same "
+            "machine: small differences between them are within timing noise (`harness compare` "
+            "tests a runtime change with asv's statistics).\n\n",
             _fastest_table(fa),
         ]
     if study.without:
