@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -101,6 +102,27 @@ def step_conf(conf: dict[str, Any], step: Step, root: Path) -> dict[str, Any]:
         exclude=[],
     )
     return one
+
+
+def interpreter_dirs(pythons: set[str]) -> list[str]:
+    """Folders to put first on PATH so that asv finds each ``pythonX.Y`` of the matrix.
+
+    pyenv's shims only answer for the versions ``pyenv global`` lists: a shim that exists but
+    fails is bypassed with the matching install under $PYENV_ROOT/versions.
+    """
+    dirs = []
+    for version in sorted(pythons):
+        exe = f"python{version}"
+        if (
+            shutil.which(exe)
+            and subprocess.run([exe, "-c", ""], capture_output=True).returncode == 0
+        ):
+            continue
+        root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+        found = sorted(root.glob(f"versions/{version}.*/bin/{exe}"))
+        if found:
+            dirs.append(str(found[-1].parent))
+    return dirs
 
 
 def _pin_path(results_dir: Path, machine: str) -> Path:
@@ -247,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = root / ".asv" / "study-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     os.environ["HARNESS_MACHINE"] = args.machine
+    extra = interpreter_dirs({s.python for s in todo})
+    os.environ["PATH"] = os.pathsep.join([*extra, os.environ.get("PATH", "")])
     # asv points ASV_CONF_DIR at the one-environment config's folder: name the real results folder.
     os.environ["HARNESS_RESULTS"] = str(results_dir)
     subprocess.run(

@@ -90,3 +90,17 @@ asv.util.ProcessError: Command 'python benchmark.py discover' returned non-zero 
     assert failure_reason(log, 1).startswith("AttributeError: `np.float_` was removed")
     assert failure_reason("ERROR: No matching distribution found for x==0\n", 1).startswith("No ")
     assert failure_reason("nothing useful\n", 3) == "asv exited 3"
+
+
+def test_interpreters_pyenv_does_not_expose_are_found(tmp_path, monkeypatch):
+    from harness.study import interpreter_dirs
+
+    bin_dir = tmp_path / "versions" / "3.99.1" / "bin"
+    bin_dir.mkdir(parents=True)
+    exe = bin_dir / "python3.99"
+    exe.write_text("#!/bin/sh\nexit 0\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path))
+    assert interpreter_dirs({"3.99"}) == [str(bin_dir)]
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")  # now it runs as is
+    assert interpreter_dirs({"3.99"}) == []
