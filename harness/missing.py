@@ -83,7 +83,8 @@ def load(
                 "environment": describe(rec),
                 "env_name": rec.get("env_name", ""),
                 "status": rec["status"],
-                "reason": rec.get("reason", ""),
+                # The first line: a log line can hold a whole escaped message ("...\\n...").
+                "reason": str(rec.get("reason", "")).split("\\n")[0].strip(),
             }
         )
     return rows

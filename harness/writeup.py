@@ -310,6 +310,7 @@ def load(root: str | Path, machine: str | None = None, commit: str | None = None
         cross = crossenv.crossenv(
             root, baseline=base["env_name"], loaded=loaded, machine=machine, commit=commit
         )
+    without = missing.load(root, machine=machine, commit=(commit or "")[:8] or None)
     data, same = inputs(root, envs)
     fp = base["fp"]
     cpu = f"{(fp.get('cpu') or {}).get('model', '?')}, {(fp.get('cpu') or {}).get('usable', '?')} cores"
@@ -322,11 +323,41 @@ def load(root: str | Path, machine: str | None = None, commit: str | None = None
         table=table,
         records=records,
         cross=cross,
-        without=missing.load(root, machine=machine, commit=(commit or "")[:8] or None),
+        without=[*without, *not_run(root, machine, str(base["commit"]), envs, without)],
         inputs=data,
         same_inputs=same,
         minutes=bench_minutes(loaded.frame, envs),
     )
+
+
+def not_run(
+    root: Path, machine: str, commit: str, envs: pd.DataFrame, without: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Environments of the matrix (the asv.conf.json beside ``root``) with neither results nor a
+    failure record: the study has not reached them yet."""
+    from harness import missing, study
+
+    conf = root.parent / "asv.conf.json"
+    if not conf.is_file():
+        return []
+    seen = set(envs["env_name"]) | {r["env_name"] for r in without}
+    rows = []
+    for step in study.steps(conf):
+        if step.env_name in seen:
+            continue
+        rec = {"python": step.python, "requirements": step.req, "env": step.env,
+               "env_nobuild": step.env_nobuild}  # fmt: skip
+        rows.append(
+            {
+                "machine": machine,
+                "commit": commit[:8],
+                "environment": missing.describe(rec),
+                "env_name": step.env_name,
+                "status": "not run yet",
+                "reason": "`make study` resumes the study with it",
+            }
+        )
+    return rows
 
 
 def _only_study_machine(root: Path) -> str:

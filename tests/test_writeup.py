@@ -155,3 +155,15 @@ def test_one_thread_runs_have_no_all_cores_column(published):
 )
 def test_implementation_is_numpys_blas_family(blas, family):
     assert writeup.implementation({"blas": blas}) == family
+
+
+def test_every_environment_of_the_matrix_is_accounted_for(published):
+    """Results, a failure record or 'not run yet': no environment of asv.conf.json is missing."""
+    from harness.study import steps
+
+    matrix = {s.env_name for s in steps(ROOT / "asv.conf.json")}
+    with_results = set(published.envs["env_name"])
+    without = {r["env_name"]: r["status"] for r in published.without}
+    assert with_results | set(without) == matrix
+    assert not with_results & set(without)
+    assert set(without.values()) <= {"failed to install", "backend unavailable", "not run yet"}
