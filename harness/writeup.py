@@ -409,19 +409,37 @@ def not_reproducible(study: Study, checks: tuple[str, ...] = ("repeat", "process
     return bad
 
 
-def unreproducible(study: Study) -> set[tuple[str, str, str, str]]:
-    """(dataset, layout, dtype, solver) of the configurations whose identical calls disagree
-    beyond the tolerance in some environment: comparing them across thread counts or
-    environments would measure their own noise."""
+def unreproducible(study: Study) -> set[tuple[str, str, str, str, str]]:
+    """(env_name, dataset, layout, dtype, solver) where identical calls disagree beyond the
+    tolerance: comparing that configuration of that environment across thread counts or with
+    another environment would measure its own noise."""
     bad = not_reproducible(study)
     noisy = (bad["v_repeat"] == "unstable") | (bad["v_process"] == "unstable")
-    return set(bad.loc[noisy, list(CONFIG)].itertuples(index=False, name=None))
+    return set(bad.loc[noisy, ["env_name", *CONFIG]].itertuples(index=False, name=None))
 
 
-def _reproducible(frame: pd.DataFrame, study: Study) -> pd.DataFrame:
-    keys = frame[list(CONFIG)].itertuples(index=False, name=None)
+def _reproducible(
+    frame: pd.DataFrame, study: Study, env_columns: tuple[str, ...] = ("env_name",)
+) -> pd.DataFrame:
+    """The rows whose configuration is reproducible in each environment the row involves."""
     drop = unreproducible(study)
-    return frame[[k not in drop for k in keys]]
+    configs = list(frame[list(CONFIG)].itertuples(index=False, name=None))
+    envs = list(frame[list(env_columns)].itertuples(index=False, name=None))
+    keep = [all((e, *c) not in drop for e in es) for c, es in zip(configs, envs, strict=True)]
+    return frame[keep]
+
+
+def _cross_pairs(study: Study) -> pd.DataFrame:
+    """Comparable pairs of finished environments, with asv's environment names on both sides,
+    over the configurations reproducible in both."""
+    if study.cross is None or study.cross.pairs.empty:
+        return study.cross.pairs if study.cross is not None else None
+    names = {e["id"]: e["env_name"] for e in study.cross.envs}
+    p = study.cross.pairs[study.cross.pairs["comparable"]].copy()
+    p["a_env"], p["b_env"] = p["a"].map(names), p["b"].map(names)
+    finished = set(_ids(study))  # artifacts of an environment asv has not finished are left out
+    p = p[p["a_env"].isin(finished) & p["b_env"].isin(finished)]
+    return _reproducible(p, study, ("a_env", "b_env"))
 
 
 def across(study: Study) -> pd.DataFrame:
@@ -429,16 +447,13 @@ def across(study: Study) -> pd.DataFrame:
     over the configurations reproducible within every environment."""
     import pandas as pd
 
-    if study.cross is None or study.cross.pairs.empty:
+    pairs = _cross_pairs(study)
+    if pairs is None or pairs.empty:
         return pd.DataFrame()
-    pairs = _reproducible(study.cross.pairs[study.cross.pairs["comparable"]], study)
-    by_label = {e["id"]: e["env_name"] for e in study.cross.envs}
     ids = _ids(study)
     rows = []
-    for b, sub in pairs.groupby("b", sort=False):
-        if by_label[b] not in ids:
-            continue  # artifacts of an environment asv has not finished (no results file yet)
-        env = study.envs[study.envs["env_name"] == by_label[b]].iloc[0]
+    for b_env, sub in pairs.groupby("b_env", sort=False):
+        env = study.envs[study.envs["env_name"] == b_env].iloc[0]
         moved = sub[~sub["bitwise"]]
         shifted = moved[moved["deviation"] > 0]  # bits differ somewhere, values on the digest too
         rows.append(
@@ -465,11 +480,10 @@ def across(study: Study) -> pd.DataFrame:
 def lead_trail(study: Study) -> tuple[float, float] | None:
     """Median worst deviation of the leading and of the trailing components, over every pair
     (environment vs baseline, reproducible configuration) whose values moved on the digest."""
-    if study.cross is None or study.cross.pairs.empty:
+    p = _cross_pairs(study)
+    if p is None or p.empty:
         return None
-    p = _reproducible(study.cross.pairs[study.cross.pairs["comparable"]], study)
-    finished = {e["id"] for e in study.cross.envs if e["env_name"] in _ids(study)}
-    p = p[p["b"].isin(finished) & (p["deviation"] > 0)]
+    p = p[p["deviation"] > 0]
     if p.empty:
         return None
     return float(p["lead_rel_diff"].median()), float(p["trail_rel_diff"].median())
@@ -699,6 +713,31 @@ def _config(r: Any) -> str:
     return f"{r['dataset']} {r['layout']} {r['dtype']} {r['solver']}"
 
 
+def _noisy_solvers(study: Study) -> list[tuple[str, str]]:
+    """Each solver whose identical calls disagreed beyond tolerance, and where."""
+    where: dict[str, set[str]] = {}
+    for env_name, *config in unreproducible(study):
+        where.setdefault(config[3], set()).add(env_name)
+    ids = _ids(study)
+    changes = dict(zip(study.envs["env_name"], study.envs["change"], strict=True))
+    out = []
+
+    def named(envs: set[str]) -> str:
+        return _list(
+            [f"{ids[e]} ({changes[e]})" for e in sorted(envs, key=lambda e: int(ids[e][1:]))]
+        )
+
+    everywhere = set(study.envs["env_name"])
+    for solver, envs in sorted(where.items()):
+        if envs == everywhere:
+            out.append((solver, "in every environment"))
+        elif len(envs) > len(everywhere) / 2:
+            out.append((solver, f"in every environment but {named(everywhere - envs)}"))
+        else:
+            out.append((solver, f"in {named(envs)}"))
+    return out
+
+
 def findings(study: Study) -> dict[str, Any]:
     """The facts the prose and the advice are built from (also ``--format json``)."""
     w = within(study)
@@ -719,7 +758,7 @@ def findings(study: Study) -> dict[str, Any]:
         "process_bitwise": (int(w["process_bitwise"].sum()), int(w["process_n"].sum())),
         "threads_bitwise": (int(w["threads_bitwise"].sum()), int(w["threads_n"].sum())),
         "not_reproducible": sorted({(_config(r), r["id"]) for r in bad}),
-        "noisy_solvers": sorted({c[3] for c in unreproducible(study)}),
+        "noisy_solvers": _noisy_solvers(study),
         "last_bits": sorted(last_bits),
         "baseline_threads": None,
     }
@@ -730,17 +769,17 @@ def findings(study: Study) -> dict[str, Any]:
             float(base["threads_worst"]),
         )
     if len(a):
-        by_factor = {}
-        for factor, sub in a.groupby("factor", sort=False):
-            by_factor[factor] = {
-                "envs": list(sub["id"]),
-                "bitwise": int(sub["bitwise"].sum()),
-                "n": int(sub["n"].sum()),
-                "worst": float(sub["worst"].max()),
-                "unstable": int(sub["unstable"].sum()),
-                "sign_flips": int(sub["sign_flips"].sum()),
+        f["across"] = {
+            f"{r['id']} ({r['change']})": {
+                "factor": r["factor"],
+                "bitwise": int(r["bitwise"]),
+                "n": int(r["n"]),
+                "worst": float(r["worst"]),
+                "unstable": int(r["unstable"]),
+                "sign_flips": int(r["sign_flips"]),
             }
-        f["across"] = by_factor
+            for r in a.to_dict("records")
+        }
         f["lead_trail"] = lead_trail(study)
     d = downstream(study)
     f["downstream"] = {r["check"]: r for r in d.to_dict("records")}
@@ -767,6 +806,12 @@ def _trail() -> str:
     return f"PCs {N_COMPS - K_LEADING + 1}-{N_COMPS}"
 
 
+def _factors(groups: list[str]) -> list[str]:
+    """The single factor names in comma-joined factor groups, in FACTORS order, once each."""
+    names = {n.strip() for g in groups for n in g.split(",")}
+    return [n for n in FACTORS.values() if n in names]
+
+
 def _or(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
 
@@ -785,9 +830,9 @@ def advice(f: dict[str, Any]) -> tuple[list[str], list[str]]:
     analysts.append(
         f"With the environment and the thread count fixed, {rb} of {rn} (environment, configuration) "
         f"pairs gave bitwise identical PCA run to run and {pb} of {pn} across fresh processes"
-        + (f". Identical calls disagreed beyond the tolerance only with svd_solver "
-           f"{_or([repr(s) for s in solvers])}: avoid it where you need identical coordinates"
-           if solvers else "")
+        + (". Identical calls disagreed beyond the tolerance only with svd_solver "
+           + _or([f"{s!r} ({where})" for s, where in solvers])
+           + ": avoid those where you need identical coordinates" if solvers else "")
         + (". Elsewhere identical calls differed in the last bits only (within tolerance): "
            + _list([f"{i} ({c}) with {s!r}" for i, c, s in last_bits]) if last_bits else "")
         + "."
@@ -803,12 +848,12 @@ def advice(f: dict[str, Any]) -> tuple[list[str], list[str]]:
     across = f.get("across", {})
     moved = [k for k, v in across.items() if v["bitwise"] < v["n"]]
     same = [k for k, v in across.items() if v["bitwise"] == v["n"]]
+    moved_factors = _factors([across[m]["factor"] for m in moved])
     if moved:
         analysts.append(
-            "Record your environment with your results: a different "
-            + _or(sorted({m.split(',')[0] for m in moved}))
-            + " changed PCA coordinates of the same data"
-            + (f" (worst relative deviation {_sci(max(across[m]['worst'] for m in moved))})." if moved else ".")
+            "Record your environment with your results: a different " + _or(moved_factors)
+            + " changed PCA coordinates of the same data (worst relative deviation "
+            + _sci(max(across[m]["worst"] for m in moved)) + ")."
         )  # fmt: skip
     if same:
         analysts.append(f"No change at all (bitwise equal in every configuration): {_list(same)}.")
@@ -856,7 +901,7 @@ def advice(f: dict[str, Any]) -> tuple[list[str], list[str]]:
     if moved:
         maintainers.append(
             "Regression tests of PCA output should pin the thread count and the BLAS (or compare with a "
-            "tolerance, not bitwise): " + _list(moved) + " each changed bits."
+            "tolerance, not bitwise): a different " + _or(moved_factors) + " each changed bits."
         )  # fmt: skip
     for r in f.get("fastest", []):
         if r["kind"].startswith("fastest bitwise reproducible and exact"):
@@ -899,8 +944,8 @@ def to_markdown(study: Study) -> str:
         "the Davis-Kahan bound of the spectrum's rounding, 'unstable' = beyond it (or, for identical "
         "calls, any deviation over the tolerance). Below the first two rows, the configurations "
         "that are not reproducible even with everything fixed "
-        f"({_list(sorted({c[3] for c in unreproducible(study)}))} solver) are left out: comparing "
-        "them would measure their own noise.\n\n",
+        f"({_list(sorted({c[4] for c in unreproducible(study)}))}; see below) are left out in the "
+        "environments where they are not: comparing them would measure their own noise.\n\n",
         _factor_table(by_factor(study)),
         "\n### Advice for analysts\n\n",
     ]
