@@ -444,7 +444,7 @@ def _cross_pairs(study: Study) -> pd.DataFrame:
 
 def across(study: Study) -> pd.DataFrame:
     """Per environment, its results against the baseline's (same configuration, default threads),
-    over the configurations reproducible within every environment."""
+    over the configurations reproducible in both."""
     import pandas as pd
 
     pairs = _cross_pairs(study)
@@ -977,7 +977,7 @@ def to_markdown(study: Study) -> str:
         parts += [
             "\n## Across environments: kernel families, thread settings, implementations, releases\n\n",
             "Each environment against the baseline, configuration by configuration, over the "
-            "configurations reproducible within every environment (from the result "
+            "configurations reproducible in both environments (from the result "
             "digests: exact sha256 of the full outputs, and the sign-aligned relative deviation of "
             f"X_pca on {N_CELLS} cells x all PCs). '{_lead()}' and '{_trail()}': median over the moved "
             "configurations of the worst relative deviation among those components. Verdicts as in the "
