@@ -995,7 +995,8 @@ def cli_doctor(args) -> int:
         report = doctor(
             args.data,
             layer=args.layer,
-            mask_var=False if str(args.mask_var).lower() == "none" else args.mask_var,
+            # 'none' asks for every gene; no --mask-var keeps scanpy's default (highly_variable).
+            mask_var=False if (args.mask_var or "").lower() == "none" else args.mask_var,
             n_comps=args.n_comps,
             svd_solver=args.svd_solver,
             random_state=args.random_state,
