@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness import render
 from harness.checks import InputSummary
 from harness.errors import HarnessError
 
@@ -804,13 +805,7 @@ def _solver_fix(call: Call) -> str:
 
 def _ranges(values: Sequence[int]) -> str:
     """'PCs 3-5, 9' for [3, 4, 5, 9]."""
-    parts, start = [], None
-    for i, v in enumerate(values):
-        start = v if start is None else start
-        if i + 1 == len(values) or values[i + 1] != v + 1:
-            parts.append(f"{start}" if start == v else f"{start}-{v}")
-            start = None
-    return ("PC " if len(values) == 1 else "PCs ") + ", ".join(parts)
+    return ("PC " if len(values) == 1 else "PCs ") + render.ranges(values)
 
 
 def _build_report(

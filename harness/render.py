@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -79,6 +79,17 @@ def fmt_value(x: Any, unit: str | None) -> str:
 
 
 # --- Markdown ----------------------------------------------------------------------------------
+
+
+def ranges(values: Sequence[int], label: Callable[[int], str] = str) -> str:
+    """Consecutive runs joined: [3, 4, 5, 9] -> '3-5, 9' (``label`` formats each endpoint)."""
+    parts, start = [], None
+    for i, v in enumerate(values):
+        start = v if start is None else start
+        if i + 1 == len(values) or values[i + 1] != v + 1:
+            parts.append(label(start) if start == v else f"{label(start)}-{label(v)}")
+            start = None
+    return ", ".join(parts)
 
 
 def md_cell(x: Any) -> str:

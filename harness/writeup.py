@@ -699,14 +699,7 @@ def _fastest_table(f: pd.DataFrame) -> str:
 
 def _id_ranges(ids: list[str]) -> str:
     """E1, E2, E3, E5 -> 'E1-E3, E5'."""
-    nums = [int(i[1:]) for i in ids]
-    out, start = [], None
-    for k, n in enumerate(nums):
-        start = n if start is None else start
-        if k + 1 == len(nums) or nums[k + 1] != n + 1:
-            out.append(f"E{start}" if start == n else f"E{start}-E{n}")
-            start = None
-    return ", ".join(out)
+    return render.ranges([int(i[1:]) for i in ids], lambda n: f"E{n}")
 
 
 def _config(r: Any) -> str:
