@@ -41,7 +41,7 @@ bench: venv
 # thread counts, BLAS implementations). Resumable: environments with results are skipped.
 study: export HARNESS_PROFILE = $(STUDY_PROFILE)
 study: venv
-	$(PY) -m harness.setup_backends --python $(CURDIR)/$(PY)
+	$(PY) -m harness.study.setup_backends --python $(CURDIR)/$(PY)
 	$(PY) -m harness.study --machine $(MACHINE)
 	$(PY) -m harness table results --machine $(MACHINE) --out .asv/study-table.md
 	$(MAKE) writeup WRITEUP_ARGS="--machine $(MACHINE)"

@@ -4,6 +4,6 @@ The BLAS/LAPACK backend named by $HARNESS_BLAS is loaded here, before any benchm
 imports numpy; an unavailable backend fails the import with the reason (never a silent fallback).
 """
 
-from harness import backends
+from harness.bench import backends
 
 backends.select_from_env()

@@ -15,8 +15,8 @@ import sklearn.metrics
 import sklearn.neighbors  # noqa: F401
 from threadpoolctl import threadpool_limits
 
-from harness import datasets, fingerprint, store, support
-from harness.pca import DTYPES, LAYOUTS, N_COMPS, SOLVERS, make_anndata
+from harness.bench import datasets, fingerprint, store, support
+from harness.bench.pca import DTYPES, LAYOUTS, N_COMPS, SOLVERS, make_anndata
 
 ALL_CORES = (
     len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from harness import stability
-from harness.pca import PCAResult, run_pca
+from harness.bench import stability
+from harness.bench.pca import PCAResult, run_pca
 
 from .common import PROFILE, PCAParams
 

@@ -1,16 +1,16 @@
-"""Run-to-run deviation of ``sc.pp.pca`` for every source of variation (see harness.stability).
+"""Run-to-run deviation of ``sc.pp.pca`` for every source of variation (see harness.bench.stability).
 
 One class per check. Each ``track_`` returns the worst aligned relative deviation of its check
 (0.0 when bitwise identical); asv keeps one number per benchmark (asv#543), so the full
-comparison (every metric of harness.metrics) goes to a sidecar record beside asv's results.
+comparison (every metric of harness.analysis.metrics) goes to a sidecar record beside asv's results.
 """
 
 from __future__ import annotations
 
 import itertools
 
-from harness import datasets, stability
-from harness.stability import Config
+from harness.bench import datasets, stability
+from harness.bench.stability import Config
 
 from .common import DATASETS, PCAParams, record_environment, skip
 

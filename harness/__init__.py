@@ -2,7 +2,7 @@
 
 ``load_results`` reads any asv results folder into pandas; ``doctor`` diagnoses a user's PCA.
 Nothing is imported eagerly: benchmark processes import ``harness`` before numpy so that a BLAS
-backend can still be selected (harness.backends), and the CLI stays quick to start.
+backend can still be selected (harness.bench.backends), and the CLI stays quick to start.
 """
 
 from __future__ import annotations
@@ -17,8 +17,6 @@ def __getattr__(name: str) -> Any:
     if name == "load_results":
         return importlib.import_module("harness.results").load_results
     if name == "doctor":
-        function = importlib.import_module("harness.doctor").doctor
-        # Importing the submodule bound ``harness.doctor`` to the module; the API is the function.
-        globals()["doctor"] = function
-        return function
+        # The doctor package is callable as its diagnosis function (harness.doctor.__init__).
+        return importlib.import_module("harness.doctor")
     raise AttributeError(f"module 'harness' has no attribute {name!r}")

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="checks the verdict is taken over (default: repeat,process,threads)",
     )
     p.add_argument("--out", help="write here (atomically) instead of stdout")
-    p.set_defaults(func=_lazy("harness.tables", "cli_table"))
+    p.set_defaults(func=_lazy("harness.analysis.tables", "cli_table"))
 
     p = sub.add_parser(
         "crossenv", help="pairwise deviation between environments, from the artifacts"
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--machine", help="only this machine")
     p.add_argument("--all-commits", action="store_true", help="every run, not the newest only")
     p.add_argument("--out")
-    p.set_defaults(func=_lazy("harness.crossenv", "cli_crossenv"))
+    p.set_defaults(func=_lazy("harness.analysis.crossenv", "cli_crossenv"))
 
     p = sub.add_parser(
         "compare", help="compare two environments, commits or releases (e.g. scanpy=1.10.4)"
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also fail on a sign-convention change (signs flipped, values otherwise equal)",
     )
     p.add_argument("--out", help="write here (atomically) instead of stdout")
-    p.set_defaults(func=_lazy("harness.compare", "cli_compare"))
+    p.set_defaults(func=_lazy("harness.analysis.compare", "cli_compare"))
 
     p = sub.add_parser("report", help="Markdown, CSV and a self-contained HTML report with figures")
     p.add_argument("results")
@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="tables per commit (default: the newest commit of each environment)",
     )
-    p.set_defaults(func=_lazy("harness.report", "cli_report"))
+    p.set_defaults(func=_lazy("harness.render.report", "cli_report"))
 
     p = sub.add_parser(
         "writeup", help="the published study (results/README.md) from a results folder"
@@ -126,10 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--commit", help="the study's commit (default: the one it is pinned to)")
     p.add_argument("--format", choices=("md", "json"), default="md")
     p.add_argument("--out", help="write here (atomically) instead of stdout")
-    p.set_defaults(func=_lazy("harness.writeup", "cli_writeup"))
+    p.set_defaults(func=_lazy("harness.render.writeup", "cli_writeup"))
 
     p = sub.add_parser("doctor", help="diagnose non-reproducible PCA on your own data or pipeline")
-    p.set_defaults(func=_lazy("harness.doctor", "cli_doctor"))
+    p.set_defaults(func=_lazy("harness.doctor.api", "cli_doctor"))
     _doctor_arguments(p)
     return parser
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.study import load_conf
+from harness.study.driver import load_conf
 
 ROOT = Path(__file__).resolve().parents[1]
 MACHINE = "testbox"

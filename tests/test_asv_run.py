@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import artifacts, datasets, support
+from harness.bench import datasets, support
+from harness.bench import digests as artifacts
+from harness.bench.pca import DTYPES, LAYOUTS, SOLVERS
 from harness.io import read_jsonl
-from harness.pca import DTYPES, LAYOUTS, SOLVERS
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKS = ("repeat", "process", "threads", "seed", "layout", "dtype", "accuracy")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import backends, setup_backends
+from harness.bench import backends
+from harness.study import setup_backends
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = tuple(backends.BACKENDS)
@@ -39,7 +40,8 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BL
 
 PROBE = """
 import hashlib, json, sys
-from harness import backends, blas
+from harness.bench import backends
+from harness.bench import blas
 try:
     name = backends.select_from_env()
 except backends.BackendUnavailable as err:
@@ -170,7 +172,7 @@ HOOKED = """
 import site, sys
 site.addsitedir(sys.argv[1])  # runs the .pth line as interpreter start-up does
 import numpy  # as asv_runner does (through pympler) before the benchmarks are imported
-from harness import backends
+from harness.bench import backends
 print(backends.select_from_env(), backends.loaded())
 """
 
@@ -260,7 +262,7 @@ def test_select_from_env_is_a_no_op_when_unset(monkeypatch):
 SKLEARNEX_PROBE = """
 import json
 import numpy as np
-from harness.pca import make_anndata, run_pca
+from harness.bench.pca import make_anndata, run_pca
 x = np.random.default_rng(0).standard_normal((300, 60))
 r = run_pca(make_anndata(x), solver="covariance_eigh", n_comps=10)
 from sklearn.decomposition import PCA

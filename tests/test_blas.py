@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness import backends, blas
+from harness.bench import backends, blas
 
 D = "/usr/lib/x86_64-linux-gnu"
 MKL_LIB = "/venv/lib"

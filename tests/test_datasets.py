@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import sparse
 
-from harness import datasets
-from harness.datasets import DatasetUnavailable
+from harness.bench import datasets
+from harness.bench.datasets import DatasetUnavailable
 
 
 @pytest.fixture

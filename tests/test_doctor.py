@@ -106,8 +106,8 @@ def test_api_finds_an_unseeded_call_not_reproducible():
     """
     import scanpy as sc
 
-    from harness import doctor
-    from harness.datasets import matrix_sha256
+    from harness.bench.datasets import matrix_sha256
+    from harness.doctor import doctor
 
     adata = sc.datasets.pbmc68k_reduced()[:300, :150].copy()
     hvg = adata.var["highly_variable"].to_numpy()
@@ -151,8 +151,8 @@ def test_thread_dependence_on_synthetic_counts(tmp_path):
     """2,000 x 500 normalized log counts, dense: the smallest size tried here where 1 vs 2 threads differ."""
     import anndata as ad
 
-    from harness import doctor
-    from harness.datasets import negative_binomial_counts, preprocess_counts
+    from harness.bench.datasets import negative_binomial_counts, preprocess_counts
+    from harness.doctor import doctor
 
     adata = ad.AnnData(X=negative_binomial_counts(2_000, 500, 0))
     preprocess_counts(adata)

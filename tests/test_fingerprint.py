@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from harness import blas, fingerprint
+from harness.bench import blas, fingerprint
 
 
 def test_fingerprint_records_versions_blas_and_cpu():

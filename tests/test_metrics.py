@@ -1,4 +1,4 @@
-"""Properties of harness.metrics on PCA results built from exact linear algebra."""
+"""Properties of harness.analysis.metrics on PCA results built from exact linear algebra."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import ortho_group
 
-from harness import metrics
-from harness.pca import PCAResult
+from harness.analysis import metrics
+from harness.bench.pca import PCAResult
 
 DTYPES = [np.float32, np.float64]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.pipeline import analyze, first_difference, in_place_changes
+from harness.doctor.pipeline import analyze, first_difference, in_place_changes
 
 SCRIPTS = Path(__file__).parent / "data" / "pipelines"
 #: Lines in tests/data/pipelines/inplace_scale.py: pca, scale (in place), pca.

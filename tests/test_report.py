@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import report, results
 from harness.cli import main
+from harness.render import report
+from harness.results import reader as results
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_results import generator, tree_digest, write_result

@@ -1,4 +1,4 @@
-"""harness.results: any asv results folder into pandas, bad input skipped with one line each."""
+"""harness.results.reader: any asv results folder into pandas, bad input skipped with one line each."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import results
+from harness.results import reader as results
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,8 +14,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from harness import datasets, pca, stability
-from harness.stability import Config
+from harness.bench import datasets, pca, stability
+from harness.bench.stability import Config
 
 CONFIG = Config("pbmc68k_reduced", "dense", "float64", "arpack")
 
@@ -23,7 +23,7 @@ NOISY = textwrap.dedent(
     """
     import os
     import numpy as np
-    import harness.pca as pca
+    import harness.bench.pca as pca
 
     _real = pca.run_pca
 
@@ -95,7 +95,7 @@ def test_noisy_solver_is_not_reproducible_across_processes(isolated, monkeypatch
 
 
 def test_process_check_leaves_a_cross_environment_artifact(isolated):
-    from harness import artifacts
+    from harness.bench import digests as artifacts
 
     stability.run_fresh_processes([CONFIG])
     (digest,) = artifacts.load_all(isolated / "results")
@@ -112,7 +112,8 @@ def test_digests_are_classified_in_the_precision_pca_ran_in():
     copies of 12 genes) must judge with float32's unit roundoff and the full gene count."""
     from threadpoolctl import threadpool_limits
 
-    from harness import artifacts, store
+    from harness.bench import digests as artifacts
+    from harness.bench import store
 
     x = datasets.matrix("pbmc68k_reduced", "dense", "float32")
     results = []

@@ -8,8 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import missing
-from harness.study import load_conf, pinned_commit, steps
+from harness.study.driver import load_conf, missing, pinned_commit, steps
 
 ROOT = Path(__file__).resolve().parents[1]
 MACHINE = "studybox"
@@ -79,7 +78,7 @@ def test_unloadable_backend_and_failed_install_show_in_the_table(tmp_path):
 
 
 def test_failure_reason_names_the_exception_not_asv():
-    from harness.study import failure_reason
+    from harness.study.driver import failure_reason
 
     log = """·· Error running python benchmark.py discover (exit status 1)
        File "scanpy/metrics/_morans_i.py", line 131, in <module>
@@ -93,7 +92,7 @@ asv.util.ProcessError: Command 'python benchmark.py discover' returned non-zero 
 
 
 def test_interpreters_pyenv_does_not_expose_are_found(tmp_path, monkeypatch):
-    from harness.study import interpreter_dirs
+    from harness.study.driver import interpreter_dirs
 
     bin_dir = tmp_path / "versions" / "3.99.1" / "bin"
     bin_dir.mkdir(parents=True)

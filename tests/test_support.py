@@ -1,4 +1,4 @@
-"""harness.support must agree with what the installed scanpy really does with each solver."""
+"""harness.bench.support must agree with what the installed scanpy really does with each solver."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import scanpy as sc
 from scipy import sparse
 
-from harness import support
-from harness.pca import LAYOUTS, SOLVERS, make_anndata
+from harness.bench import support
+from harness.bench.pca import LAYOUTS, SOLVERS, make_anndata
 
 
 def _scanpy_runs_as_asked(solver: str, layout: str) -> bool:

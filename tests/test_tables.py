@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import compare, crossenv, results, tables
+from harness.analysis import compare, crossenv, tables
 from harness.cli import main
+from harness.results import reader as results
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
@@ -87,7 +88,7 @@ def test_vectorized_verdicts_agree_with_the_rule():
 
 
 def test_checks_match_the_suite():
-    from harness import stability
+    from harness.bench import stability
 
     assert tables.CHECKS == stability.CHECKS
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import store, writeup
+from harness.bench import store
 from harness.cli import main
+from harness.render import writeup
+from harness.results import environments
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -69,7 +71,7 @@ def test_every_environment_read_the_same_inputs(published):
 
 
 def test_baseline_is_the_centre_of_the_design():
-    base = dict.fromkeys(writeup.FACTORS, "x")
+    base = dict.fromkeys(environments.FACTORS, "x")
     envs = [
         {**base, "kernel": "Haswell", "coretype": "Haswell"},
         base,
@@ -77,16 +79,16 @@ def test_baseline_is_the_centre_of_the_design():
         {**base, "coretype": "SkylakeX"},
         {**base, "blas": "mkl", "kernel": "-"},
     ]
-    assert writeup.baseline_index(envs) == 1
+    assert environments.baseline_index(envs) == 1
     # Two environments tie on every mode: the one setting fewer variables is the baseline.
-    assert writeup.baseline_index([envs[0], base], steered=[1, 0]) == 1
-    assert writeup.baseline_index([base, envs[0]], steered=[0, 1]) == 0
-    assert writeup.differs(envs[0], base) == ["OpenBLAS kernel family"]
-    assert writeup.differs(envs[3], base) == ["OPENBLAS_CORETYPE"]
-    assert writeup.differs(envs[4], base) == ["BLAS implementation"]
-    assert writeup.differs(envs[2], base) == ["scanpy release"]
+    assert environments.baseline_index([envs[0], base], steered=[1, 0]) == 1
+    assert environments.baseline_index([base, envs[0]], steered=[0, 1]) == 0
+    assert environments.differs(envs[0], base) == ["OpenBLAS kernel family"]
+    assert environments.differs(envs[3], base) == ["OPENBLAS_CORETYPE"]
+    assert environments.differs(envs[4], base) == ["BLAS implementation"]
+    assert environments.differs(envs[2], base) == ["scanpy release"]
     # A thread count threadpoolctl cannot see (reference BLAS) is not a difference.
-    assert writeup.differs({**envs[4], "threads": writeup.UNKNOWN}, base) == ["BLAS implementation"]
+    assert environments.differs({**envs[4], "threads": environments.UNKNOWN}, base) == ["BLAS implementation"]
 
 
 def test_attributes_come_from_the_fingerprint():
@@ -101,12 +103,12 @@ def test_attributes_come_from_the_fingerprint():
         "threadpools": [{"user_api": "blas", "num_threads": 2, "internal_api": "mkl"}],
         "env_vars": {"HARNESS_BLAS": "mkl", "MKL_CBWR": "COMPATIBLE", "OMP_NUM_THREADS": "1"},
     }
-    a = writeup.attributes(fp)
+    a = environments.attributes(fp)
     assert a["python"] == "3.11" and a["blas"] == "mkl" and a["cbwr"] == "COMPATIBLE"
     assert (
         a["threads"] == "1 (env)" and a["pca"] == "scikit-learn"
     )  # sklearnex installed, not asked
-    a = writeup.attributes({**fp, "env_vars": {"HARNESS_SKLEARNEX": "1"}})
+    a = environments.attributes({**fp, "env_vars": {"HARNESS_SKLEARNEX": "1"}})
     assert a["pca"] == "sklearnex 2026.2.0" and a["blas"] == "numpy's bundled OpenBLAS"
 
 
@@ -159,7 +161,7 @@ def test_implementation_is_numpys_blas_family(blas, family):
 
 def test_every_environment_of_the_matrix_is_accounted_for(published):
     """Results, a failure record or 'not run yet': no environment of asv.conf.json is missing."""
-    from harness.study import steps
+    from harness.study.driver import steps
 
     matrix = {s.env_name for s in steps(ROOT / "asv.conf.json")}
     with_results = set(published.envs["env_name"])

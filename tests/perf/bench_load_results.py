@@ -5,8 +5,8 @@ asv 0.6 writes it: compact JSON, stats truncated to 5 significant digits, NaN fo
 for failed combinations, no samples since ``--record-samples`` is off by default), then times, in
 one process over the same files:
 
-- harness: ``harness.results.scan`` (the DataFrame with fingerprints) + the stability table
-  (``harness.tables.stability_table``) rendered as Markdown;
+- harness: ``harness.results.reader.scan`` (the DataFrame with fingerprints) + the stability table
+  (``harness.analysis.tables.stability_table``) rendered as Markdown;
 - asv: ``asv.results.iter_results`` + ``Results.get_result_value`` for every benchmark.
 
 Each side runs ``--repeat`` times, alternating; the best time of each is printed. Run::
@@ -236,7 +236,7 @@ def generate(
     fingerprints: bool = True,
 ) -> Path:
     """Write ``n_files`` asv result files (plus benchmarks.json, machine.json, fingerprints)."""
-    from harness import store
+    from harness.bench import store
 
     rng = random.Random(seed)
     datasets = DATASETS[profile]
@@ -327,7 +327,7 @@ def generate(
     return root
 
 
-# --- sidecars for tests: stability records and artifacts (harness.store layout) --------------------
+# --- sidecars for tests: stability records and artifacts (harness.bench.store layout) --------------------
 
 #: Artifact perturbation per environment index (ENVS order): how its PCA result differs.
 ARTIFACT_KIND = {0: "same", 1: "same", 2: "rounding", 3: "signflip", 4: "changed"}
@@ -337,7 +337,7 @@ def _pca_result(kind: str, seed: int = 7, n_obs: int = 60, n_vars: int = 30, k: 
     """A small exact PCA result (well separated spectrum), perturbed by ``kind``."""
     import numpy as np
 
-    from harness.pca import PCAResult
+    from harness.bench.pca import PCAResult
 
     rng = np.random.default_rng(seed)
     q, _ = np.linalg.qr(rng.standard_normal((n_vars, n_vars)))
@@ -359,7 +359,7 @@ def _pca_result(kind: str, seed: int = 7, n_obs: int = 60, n_vars: int = 30, k: 
 
 
 def _record(check: str, value: float, env_index: int, rng: random.Random) -> dict[str, Any]:
-    """A stability record as harness.stability.evaluate writes it (comparison abridged)."""
+    """A stability record as harness.bench.stability.evaluate writes it (comparison abridged)."""
     bitwise = value == 0.0
     unexplained = 0 if bitwise or value < 1e-5 or env_index % 2 == 0 else 1
     comparison = {
@@ -394,8 +394,8 @@ def add_sidecars(root: Path, *, artifacts: bool = True, seed: int = 1) -> None:
     """Stability records (matching the asv values) and, optionally, artifacts for every run."""
     import numpy as np
 
-    from harness import artifacts as art
-    from harness import store
+    from harness.bench import digests as art
+    from harness.bench import store
 
     rng = random.Random(seed)
     for path in sorted(root.glob("*/*.json")):
@@ -470,7 +470,8 @@ def add_sidecars(root: Path, *, artifacts: bool = True, seed: int = 1) -> None:
 
 def time_harness(root: Path, parallel: bool = True) -> tuple[float, float, int, int]:
     """Wall and CPU seconds (this process) of load + stability table rendered as Markdown."""
-    from harness import results, tables
+    from harness.analysis import tables
+    from harness.results import reader as results
 
     t0, c0 = time.perf_counter(), time.process_time()
     loaded = results.scan(root, warn=lambda line: None, parallel=parallel)
@@ -509,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     import asv.results  # noqa: F401  (imports outside the timed sections, for both sides)
     import pandas  # noqa: F401
 
-    import harness.tables  # noqa: F401
+    import harness.analysis.tables  # noqa: F401
 
     with tempfile.TemporaryDirectory(prefix="asv-results-") as tmp:
         root = Path(args.keep or tmp) / "results"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from harness.results import load_results
+from harness.results.reader import load_results
 
 
 def main() -> None:

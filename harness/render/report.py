@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import render
+from harness.render import formats as render
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from harness.crossenv import CrossEnv
-    from harness.results import Loaded
+    from harness.analysis.crossenv import CrossEnv
+    from harness.results.reader import Loaded
 
 #: Figures show at most this many environments (the first ones in label order).
 MAX_ENVS = 8
@@ -85,7 +85,7 @@ def deviation_matrix(
     """Environment x configuration deviations for the heatmap, what they are, and id -> label."""
     import pandas as pd
 
-    from harness.tables import VERDICT_CHECKS
+    from harness.analysis.tables import VERDICT_CHECKS
 
     if cross is not None and len(cross.pairs):
         base_id = cross.baseline or cross.envs[0]["id"]
@@ -287,7 +287,8 @@ def build(
     warn: Any = None,
 ) -> Report:
     """Every output of the report, in memory (see the module docstring)."""
-    from harness import crossenv, results, tables
+    from harness.analysis import crossenv, tables
+    from harness.results import reader as results
 
     tol = tables.DEFAULT_TOLERANCE if tolerance is None else tolerance
     table = tables.stability_table(
@@ -387,8 +388,8 @@ def write(report: Report, outdir: str | Path) -> list[Path]:
 
 
 def cli_report(args: argparse.Namespace) -> int:
+    from harness.analysis.tables import load, stderr_warn
     from harness.errors import HarnessError
-    from harness.tables import load, stderr_warn
 
     if args.tolerance is not None and args.tolerance < 0:
         raise HarnessError("--tolerance: must be >= 0")

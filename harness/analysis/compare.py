@@ -1,6 +1,6 @@
 """Compare two environments, commits or releases: ``python -m harness compare A B``.
 
-A and B are selectors (:func:`harness.results.matches`): ``scanpy=1.10.4``,
+A and B are selectors (:func:`harness.results.reader.matches`): ``scanpy=1.10.4``,
 ``sklearn=1.9.1,blas=MKL``, a commit hash prefix, an asv environment name, a machine or an
 environment label. Runs of the same machine are paired when both sides have that machine;
 when a side has several runs for a benchmark, the newest is used.
@@ -10,7 +10,7 @@ when a side has several runs for a benchmark, the newest is used.
   on samples or the 99% confidence intervals from ``asv_runner.statistics``), marked as
   ``asv compare`` marks them: ``+`` slower, ``-`` faster, ``~`` beyond the factor but not
   significant, ``!`` newly failing, ``*`` fixed, ``x`` benchmark version changed.
-- Numerical change, from the artifacts (:mod:`harness.artifacts`): did the bits move, the
+- Numerical change, from the artifacts (:mod:`harness.bench.digests`): did the bits move, the
   largest |difference| and the sign-aligned relative deviation, and whether it is only a
   sign-convention change (components flipped, values otherwise within tolerance).
 - Stability checks (``track_*``): the value on each side (reported, not gated).
@@ -29,13 +29,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness import render
 from harness.errors import HarnessError
+from harness.render import formats as render
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from harness.results import Loaded, RunInfo
+    from harness.results.reader import Loaded, RunInfo
 
 RUNTIME_UNITS = ("seconds", "bytes")
 STAT_COLUMNS = ("ci_99_a", "ci_99_b", "q_25", "q_75", "number", "repeat")
@@ -123,7 +123,7 @@ def mark(
 
 
 def pick(selector: str, infos: Sequence[RunInfo], machine: str | None, side: str) -> list[RunInfo]:
-    from harness import results
+    from harness.results import reader as results
 
     pool = [i for i in infos if machine is None or i.machine == machine]
     picked = results.select(selector, pool)
@@ -178,7 +178,7 @@ def paired(
     The key holds the machine when both sides ran on it, and the asv environment when both sides
     have it (commit against commit: each environment with itself).
     """
-    from harness import results
+    from harness.results import reader as results
 
     frame = loaded.frame
     ids, runs = results.run_ids(frame)
@@ -295,8 +295,8 @@ def numerical_table(
     """Per configuration: A's and B's newest digests compared (see module docstring)."""
     import pandas as pd
 
-    from harness import artifacts
-    from harness.crossenv import config_of, deviation, pair_verdict
+    from harness.analysis.crossenv import config_of, deviation, pair_verdict
+    from harness.bench import digests as artifacts
 
     cols = [
         "dataset",
@@ -316,7 +316,7 @@ def numerical_table(
     if digests is None:
         from pathlib import Path
 
-        from harness.crossenv import artifact_folders, load_digests
+        from harness.analysis.crossenv import artifact_folders, load_digests
 
         files = artifact_folders(Path(root), warn)
         digests = load_digests(files, sorted({r.key for r in (*a_runs, *b_runs)}), warn)
@@ -382,14 +382,14 @@ def compare_runs(
     digests: list[Any] | None = None,
 ) -> Comparison:
     """Compare the runs selected by ``a`` and ``b`` (see the module docstring)."""
-    from harness import tables
+    from harness.analysis import tables
 
     if factor <= 0:
         raise HarnessError("--factor: must be > 0")
     tolerance = tables.DEFAULT_TOLERANCE if tolerance is None else tolerance
     if tolerance < 0:
         raise HarnessError("--tolerance: must be >= 0")
-    from harness.results import relative_line
+    from harness.results.reader import relative_line
 
     sink = warn or (lambda line: None)
 
@@ -623,7 +623,7 @@ def to_csv(result: Comparison) -> str:
 
 
 def cli_compare(args: argparse.Namespace) -> int:
-    from harness.tables import load, output, stderr_warn
+    from harness.analysis.tables import load, output, stderr_warn
 
     warn = stderr_warn("compare")
     loaded = load(args.results, "compare")

@@ -1,9 +1,9 @@
 """Pairwise deviation between environments: ``python -m harness crossenv RESULTS``.
 
 asv cannot set environments side by side at one commit (asv#370, asv#789). The stability suite
-leaves a digest of each PCA result beside asv's results (:mod:`harness.artifacts`); this command
+leaves a digest of each PCA result beside asv's results (:mod:`harness.bench.digests`); this command
 compares the digests of every pair of environments (or each one with ``--baseline``) per
-configuration, with the metrics of :mod:`harness.metrics`:
+configuration, with the metrics of :mod:`harness.analysis.metrics`:
 
 - ``deviation``: 0 when the bits are equal (exact sha256 of the full outputs), else the worst
   sign-aligned relative deviation of X_pca on the digest's subsample (a lower bound);
@@ -27,13 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import render
 from harness.errors import HarnessError
+from harness.render import formats as render
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from harness.results import RunInfo
+    from harness.results.reader import RunInfo
 
 CONFIG = ("dataset", "layout", "dtype", "svd_solver")
 PAIR_COLUMNS = [
@@ -92,7 +92,7 @@ def deviation(result: dict[str, Any]) -> float:
 
 
 def pair_verdict(result: dict[str, Any], tolerance: float) -> str | None:
-    from harness.tables import verdict
+    from harness.analysis.tables import verdict
 
     return verdict(
         deviation(result),
@@ -106,7 +106,7 @@ def labels_for(
     root: Path, keys: Sequence[tuple[str, str, str]], warn: Callable[[str], None]
 ) -> list[RunInfo]:
     """RunInfo of each run key: the fingerprint, else the asv results file of that run."""
-    from harness import results
+    from harness.results import reader as results
 
     fps = results.load_fingerprints(root, warn=warn)
     infos = []
@@ -120,7 +120,7 @@ def labels_for(
 
 
 def _from_results_file(root: Path, key: tuple[str, str, str]) -> RunInfo:
-    from harness import results
+    from harness.results import reader as results
 
     machine, commit, env_name = key
     for path in sorted((root / machine).glob(f"{commit[:8]}-*.json")):
@@ -143,7 +143,8 @@ def artifact_folders(
 
     The key comes from the folder's fingerprint line, else from its first artifact.
     """
-    from harness import artifacts, results
+    from harness.bench import digests as artifacts
+    from harness.results import reader as results
 
     out: dict[tuple[str, str, str], list[Path]] = {}
     for folder in results.iter_run_folders(root):
@@ -203,7 +204,7 @@ def load_digests(
     warn: Callable[[str], None],
 ) -> list[Any]:
     """The digests of the given runs; unreadable files reported to ``warn`` and left out."""
-    from harness import artifacts
+    from harness.bench import digests as artifacts
 
     out = []
     for key in keys:
@@ -231,14 +232,16 @@ def crossenv(
     """Compare environments' digests pairwise (or each with ``baseline``'s), per configuration.
 
     By default each (machine, asv environment) takes part with its newest run (dates from the
-    asv results; ``loaded`` is a :class:`harness.results.Loaded` already read, else the folder is
+    asv results; ``loaded`` is a :class:`harness.results.reader.Loaded` already read, else the folder is
     read here); ``commit`` sets environments side by side at one commit instead.
     ``digests`` and ``compare`` default to the artifacts found and
-    :func:`harness.artifacts.compare_digests`.
+    :func:`harness.bench.digests.compare_digests`.
     """
     import pandas as pd
 
-    from harness import artifacts, metrics, results, tables
+    from harness.analysis import metrics, tables
+    from harness.bench import digests as artifacts
+    from harness.results import reader as results
 
     root = Path(root)
     if not root.is_dir():
@@ -341,7 +344,7 @@ def _listing(envs: list[dict[str, Any]]) -> str:
 
 def _warn_missing_artifacts(root: Path, warn: Callable[[str], None]) -> None:
     """One line per run whose stability records exist but whose artifacts do not."""
-    from harness import results
+    from harness.results import reader as results
 
     for folder in results.iter_run_folders(root):
         records = folder / "records"
@@ -357,7 +360,7 @@ def summarize(pairs: pd.DataFrame) -> pd.DataFrame:
     """Per pair of environments: configurations compared, verdict counts, worst deviation."""
     import pandas as pd
 
-    from harness.tables import VERDICTS
+    from harness.analysis.tables import VERDICTS
 
     cols = [
         "a",
@@ -417,7 +420,7 @@ def _cell(row: dict[str, Any]) -> str:
     text = render.fmt_float(row["deviation"])
     if row.get("sign_flips"):
         text += f" ({int(row['sign_flips'])} flips)"
-    from harness.tables import _MARK
+    from harness.analysis.tables import _MARK
 
     return text + _MARK.get(row["verdict"], "")
 
@@ -450,7 +453,7 @@ def matrices(result: CrossEnv) -> list[tuple[str, list[str], list[list[str]]]]:
 
 
 def summary_rows(result: CrossEnv) -> tuple[list[str], list[list[str]]]:
-    from harness.tables import VERDICTS
+    from harness.analysis.tables import VERDICTS
 
     headers = ["A", "B", "configurations", *VERDICTS, "worst deviation", "where"]
     rows = []
@@ -555,7 +558,7 @@ def to_json(result: CrossEnv) -> str:
 
 
 def cli_crossenv(args: argparse.Namespace) -> int:
-    from harness.tables import output, stderr_warn
+    from harness.analysis.tables import output, stderr_warn
 
     if args.tolerance is not None and args.tolerance < 0:
         raise HarnessError("--tolerance: must be >= 0")

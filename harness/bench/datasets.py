@@ -24,8 +24,8 @@ import numpy as np
 from scipy import sparse
 
 from harness import io
-from harness.pca import DType, Layout, as_layout
-from harness.store import cache_dir
+from harness.bench.pca import DType, Layout, as_layout
+from harness.bench.store import cache_dir
 
 # smoke: the smallest real dataset only, for tests; study: the real datasets, for the matrix study.
 PROFILES = ("smoke", "study", "quick", "full")

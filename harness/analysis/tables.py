@@ -32,15 +32,15 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from harness import render
 from harness.errors import HarnessError
-from harness.results import codes_of, combine, run_ids
+from harness.render import formats as render
+from harness.results.reader import codes_of, combine, run_ids
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
     import pandas as pd
 
-    from harness.results import Loaded
+    from harness.results.reader import Loaded
 
 #: Default of ``--tolerance``: relative deviation still "within tolerance".
 DEFAULT_TOLERANCE = 1e-6
@@ -743,9 +743,9 @@ def render_table(
     """The table as md, csv, json or a self-contained html page.
 
     ``without`` lists the environments that have no results ('failed to install', 'backend
-    unavailable'; :mod:`harness.missing`), shown after the tables so none is silently missing.
+    unavailable'; :mod:`harness.study.missing`), shown after the tables so none is silently missing.
     """
-    from harness import missing
+    from harness.study import missing
 
     without = without or []
     if fmt == "md":
@@ -797,7 +797,7 @@ def stderr_warn(command: str):
 
 def load(path: str, command: str) -> Loaded:
     """Read a results folder for a command: HarnessError (exit 2) when nothing usable is there."""
-    from harness import results
+    from harness.results import reader as results
 
     loaded = results.scan(path, warn=stderr_warn(command))
     if not loaded.files:
@@ -853,7 +853,7 @@ def build(loaded: Loaded, args: argparse.Namespace) -> tuple[pd.DataFrame, bool]
 
 
 def cli_table(args: argparse.Namespace) -> int:
-    from harness import missing
+    from harness.study import missing
 
     without = missing.load(args.results, machine=args.machine, commit=args.commit)
     try:

@@ -1,6 +1,6 @@
 """Child process of ``harness doctor --pipeline``: run a user's script with scanpy's steps recorded.
 
-``python -m harness.pipeline_runner SCRIPT OUT.json``: every public function of ``scanpy.pp`` and
+``python -m harness.doctor.tracer SCRIPT OUT.json``: every public function of ``scanpy.pp`` and
 ``scanpy.tl`` is replaced by a wrapper that fingerprints its AnnData argument before and after the
 call (and any AnnData it returns) and notes the caller's file and line. No tracing hooks: the
 script runs at full speed apart from the hashing.
@@ -47,7 +47,7 @@ def array_sha256(x: Any) -> str:
     """sha256 of an array-like's type, shape, dtype and bytes (sparse: its CSR buffers)."""
     from scipy import sparse
 
-    from harness.datasets import matrix_sha256
+    from harness.bench.datasets import matrix_sha256
 
     if x is None:
         return "none"

@@ -115,7 +115,7 @@ def _finite_counts(x) -> tuple[int, int]:
 
 def check_values(x, what: str, n_comps: int) -> None:
     """HarnessError for an empty matrix, NaN/inf, or n_comps not in [1, min(shape))."""
-    from harness.datasets import DatasetUnavailable, check_matrix
+    from harness.bench.datasets import DatasetUnavailable, check_matrix
 
     if min(x.shape) == 0:
         raise HarnessError(f"{what}: the matrix is empty ({x.shape[0]} x {x.shape[1]})")
@@ -188,7 +188,7 @@ def summarize(
     """Describe the matrix PCA sees (``x_full`` masked); the sha256 is that of the masked matrix."""
     from scipy import sparse
 
-    from harness.datasets import matrix_sha256
+    from harness.bench.datasets import matrix_sha256
 
     x = masked(x_full, mask)
     nnz = int(x.nnz) if sparse.issparse(x) else int(np.count_nonzero(x))

@@ -3,7 +3,7 @@
     python -m harness writeup results [--machine NAME] [--commit REV] [--out results/README.md]
 
 Every number in it comes from the results folder through the harness's own readers
-(:mod:`harness.results`, :mod:`harness.tables`, :mod:`harness.crossenv`, :mod:`harness.missing`);
+(:mod:`harness.results.reader`, :mod:`harness.analysis.tables`, :mod:`harness.analysis.crossenv`, :mod:`harness.study.missing`);
 the prose around the numbers is chosen from them, never typed in. The environments are compared
 with a baseline: the one that has the most common value of every factor, i.e. the centre of the
 study's one-factor-at-a-time design (asv.conf.json).
@@ -13,36 +13,23 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import render
+from harness.analysis.metrics import K_LEADING, N_NEIGHBORS
+from harness.bench.pca import N_COMPS
 from harness.errors import HarnessError
-from harness.metrics import K_LEADING, N_NEIGHBORS
-from harness.pca import N_COMPS
+from harness.render import formats as render
+from harness.results import environments as environs
+from harness.results.environments import FACTORS, implementation
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-    from harness.crossenv import CrossEnv
-    from harness.results import Loaded
+    from harness.analysis.crossenv import CrossEnv
+    from harness.results.reader import Loaded
 
-#: What a difference in each attribute of an environment is called.
-FACTORS = {
-    "python": "Python",
-    "scanpy": "scanpy release",
-    "scikit-learn": "scikit-learn release",
-    "numpy": "numpy release",
-    "scipy": "scipy release",
-    "pca": "PCA implementation",
-    "blas": "BLAS implementation",
-    "kernel": "OpenBLAS kernel family",
-    "coretype": "OPENBLAS_CORETYPE",
-    "threads": "BLAS threads",
-    "cbwr": "MKL_CBWR",
-}
 #: Accuracy verdicts that mean "the exact PCA up to rounding".
 EXACT = ("bitwise", "within tolerance", "explained by the spectrum")
 #: Checks inside one environment: identical calls (repeat, process) and the BLAS thread count.
@@ -58,95 +45,22 @@ COMMAND = "make writeup"
 # --- the environments ------------------------------------------------------------------------
 
 
-def attributes(fp: dict[str, Any]) -> dict[str, str]:
-    """The factors the study varies, as read from one environment's fingerprint."""
-    from harness import fingerprint, results
-
-    cols = results.fingerprint_columns(fp)
-    pk = fp.get("packages") or {}
-    env = fp.get("env_vars") or {}
-    threads = fingerprint.threads(fp)
-    by_env = any(env.get(k, "").isdigit() for k in fingerprint.THREAD_VARS)
-    sklearnex = env.get("HARNESS_SKLEARNEX") and pk.get("scikit-learn-intelex")
-    return {
-        "python": ".".join(str(fp.get("python", "")).split(".")[:2]),
-        "scanpy": pk.get("scanpy", ""),
-        "scikit-learn": pk.get("scikit-learn", ""),
-        "numpy": pk.get("numpy", ""),
-        "scipy": pk.get("scipy", ""),
-        "pca": f"sklearnex {sklearnex}" if sklearnex else "scikit-learn",
-        "blas": env.get("HARNESS_BLAS") or "numpy's bundled OpenBLAS",
-        "kernel": str(cols.get("fp_blas_core") or "-"),
-        "coretype": env.get("OPENBLAS_CORETYPE") or "autodetect",
-        "threads": UNKNOWN if threads is None else f"{threads}{' (env)' if by_env else ''}",
-        "cbwr": env.get("MKL_CBWR") or "-",
-    }
-
-
-def baseline_index(attrs: list[dict[str, str]], steered: list[int] | None = None) -> int:
-    """The environment closest to the most common value of every factor.
-
-    Ties (a study of two environments, say) go to the environment that sets fewer steering
-    variables (``steered``: how many each sets), then to the first.
-    """
-    steered = steered or [0] * len(attrs)
-    order = sorted(range(len(attrs)), key=lambda i: steered[i])  # Counter keeps first-seen on ties
-    modes = {k: Counter(attrs[i][k] for i in order).most_common(1)[0][0] for k in FACTORS}
-    distance = {i: sum(attrs[i][k] != modes[k] for k in FACTORS) for i in order}
-    return min(order, key=lambda i: distance[i])
-
-
-def differs(a: dict[str, str], base: dict[str, str]) -> list[str]:
-    """The factors in which ``a`` differs from the baseline, named for people."""
-    out = [FACTORS[k] for k in FACTORS if a[k] != base[k] and UNKNOWN not in (a[k], base[k])]
-    # A forced kernel family shows as its kernel; the variable alone only when the kernel is equal.
-    if FACTORS["kernel"] in out and FACTORS["coretype"] in out:
-        out.remove(FACTORS["coretype"])
-    # A BLAS implementation other than numpy's brings its own kernel (or none).
-    if FACTORS["blas"] in out and FACTORS["kernel"] in out:
-        out.remove(FACTORS["kernel"])
-    return out
-
-
-def change(a: dict[str, str], base: dict[str, str]) -> str:
-    """What ``a`` sets differently from the baseline, as 'key=value' pairs ('blas=mkl')."""
-    names = {FACTORS[k]: k for k in FACTORS}
-    return ", ".join(f"{names[f]}={a[names[f]]}" for f in differs(a, base)) or "-"
-
-
 def environments(loaded: Loaded, table: pd.DataFrame) -> pd.DataFrame:
-    """One row per environment of the table: id, label, attributes, factor, baseline flag."""
-    import pandas as pd
-
-    runs = table.drop_duplicates("run")[["machine", "commit", "env_name", "environment"]]
-    rows = []
-    for r in runs.itertuples(index=False):
-        fp = loaded.fingerprints.find(r.machine, r.commit, r.env_name) or {}
-        rows.append({"machine": r.machine, "commit": r.commit, "env_name": r.env_name,
-                     "label": r.environment, "fp": fp, **attributes(fp)})  # fmt: skip
-    if not rows:
+    """One row per environment of the table, with the folder-wide ids
+    (:func:`harness.results.environments.catalogue`)."""
+    envs = environs.catalogue(loaded)
+    runs = set(table["run_key"]) if "run_key" in table else None
+    keys = list(zip(envs["machine"], envs["commit"], envs["env_name"], strict=True))
+    if runs is None:
+        shown = table.drop_duplicates("run")[["machine", "commit", "env_name"]]
+        runs = set(shown.itertuples(index=False, name=None))
+    envs = envs[[k in runs for k in keys]].reset_index(drop=True)
+    envs = envs[envs["fp"].map(bool)].reset_index(drop=True)
+    if envs.empty:
         raise HarnessError("no environment of the study has a fingerprint")
-    steered = [sum(bool(v) for v in (r["fp"].get("env_vars") or {}).values()) for r in rows]
-    base = baseline_index(rows, steered)
-    for i, row in enumerate(rows):
-        row["baseline"] = i == base
-        row["factor"] = (
-            "baseline" if i == base else ", ".join(differs(row, rows[base])) or "none (rerun)"
-        )
-        row["change"] = "baseline" if i == base else change(row, rows[base])
-    envs = pd.DataFrame(rows)
-    order = envs["factor"].map(_factor_rank)
-    envs = envs.assign(_o=order).sort_values(["_o", "factor", "label"], kind="stable")
-    envs = envs.drop(columns="_o").reset_index(drop=True)
-    envs.insert(0, "id", [f"E{i + 1}" for i in range(len(envs))])
+    if not envs["baseline"].any():
+        raise HarnessError("the baseline environment of this folder is not part of the study")
     return envs
-
-
-def _factor_rank(factor: str) -> int:
-    names = ["baseline", *FACTORS.values()]
-    first = factor.split(",")[0].strip()
-    rank = names.index(first) if first in names else len(names)
-    return rank + (len(names) if "," in factor else 0)  # corners after single factors
 
 
 def coverage(envs: pd.DataFrame) -> dict[str, list[str]]:
@@ -182,24 +96,13 @@ def coverage(envs: pd.DataFrame) -> dict[str, list[str]]:
     }
 
 
-def implementation(fp: dict[str, Any]) -> str:
-    """The BLAS family numpy really ran on ('OpenBLAS', 'reference BLAS', 'MKL'...), version
-    dropped: the fingerprint's ``blas`` up to its ';' (what scipy's wheel bundles follows)."""
-    words = []
-    for word in str(fp.get("blas") or "").split(";")[0].split():
-        if word[:1].isdigit():
-            break
-        words.append(word)
-    return " ".join(words)
-
-
 # --- the measurements ------------------------------------------------------------------------
 
 
 def inputs(root: Path, envs: pd.DataFrame) -> tuple[list[dict[str, Any]], int]:
     """The baseline's inputs (one row per dataset: shape, density, sha256 per layout and dtype)
     and how many environments read exactly the same bits."""
-    from harness import store
+    from harness.bench import store
 
     def read(env: Any) -> list[dict[str, Any]]:
         folder = store.RunKey(env["machine"], env["commit"], env["env_name"]).folder(root)
@@ -224,8 +127,8 @@ def inputs(root: Path, envs: pd.DataFrame) -> tuple[list[dict[str, Any]], int]:
 
 
 def _data_line(rows: list[dict[str, Any]], same: int, total: int) -> str:
-    from harness import datasets
-    from harness.pca import N_COMPS, RANDOM_STATE
+    from harness.bench import datasets
+    from harness.bench.pca import N_COMPS, RANDOM_STATE
 
     def one(r: dict[str, Any]) -> str:
         n, m = r["shape"]
@@ -286,7 +189,9 @@ class Study:
 
 def load(root: str | Path, machine: str | None = None, commit: str | None = None) -> Study:
     """Read the study of ``machine`` (default: the only one with a pinned study) from ``root``."""
-    from harness import crossenv, missing, study, tables
+    from harness.analysis import crossenv, tables
+    from harness.study import driver as study
+    from harness.study import missing
 
     root = Path(root)
     if not root.is_dir():
@@ -335,7 +240,8 @@ def not_run(
 ) -> list[dict[str, Any]]:
     """Environments of the matrix (the asv.conf.json beside ``root``) with neither results nor a
     failure record: the study has not reached them yet."""
-    from harness import missing, study
+    from harness.study import driver as study
+    from harness.study import missing
 
     conf = root.parent / "asv.conf.json"
     if not conf.is_file():
@@ -361,7 +267,7 @@ def not_run(
 
 
 def _only_study_machine(root: Path) -> str:
-    from harness import store
+    from harness.bench import store
 
     pinned = sorted(p.parts[-4] for p in root.glob(f"*/{store.HARNESS_DIR}/study/study.jsonl"))
     if len(pinned) == 1:
@@ -541,7 +447,7 @@ def _factor_table(b: pd.DataFrame) -> str:
 
 def _appendix(study: Study) -> str:
     """The harness's stability table of every environment (as ``harness table`` prints them)."""
-    from harness import tables
+    from harness.analysis import tables
 
     ordered = study.envs["env_name"].tolist()
     t = study.table.assign(_o=study.table["env_name"].map(ordered.index))
@@ -781,7 +687,7 @@ def findings(study: Study) -> dict[str, Any]:
 
 
 def _threads_text() -> str:
-    from harness.stability import THREAD_COUNTS
+    from harness.bench.stability import THREAD_COUNTS
 
     return " vs ".join(str(n) for n in THREAD_COUNTS) + " BLAS threads"
 
@@ -909,8 +815,8 @@ def advice(f: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 def to_markdown(study: Study) -> str:
     """results/README.md."""
-    from harness.artifacts import N_CELLS
-    from harness.stability import REPEATS
+    from harness.bench.digests import N_CELLS
+    from harness.bench.stability import REPEATS
 
     f = findings(study)
     w, a, d, fa = within(study), across(study), downstream(study), fastest(study)
@@ -996,7 +902,7 @@ def to_markdown(study: Study) -> str:
             _fastest_table(fa),
         ]
     if study.without:
-        from harness import missing
+        from harness.study import missing
 
         parts += ["\n", missing.to_markdown(study.without)]
     parts += ["\n## Appendix: the stability table of every environment\n\n", _appendix(study)]
@@ -1011,7 +917,7 @@ def to_markdown(study: Study) -> str:
 
 
 def cli_writeup(args: argparse.Namespace) -> int:
-    from harness import tables
+    from harness.analysis import tables
 
     study = load(args.results, args.machine, args.commit)
     text = (

@@ -1,6 +1,6 @@
 """``harness doctor --pipeline SCRIPT.py``: run a user's analysis twice and find what differs.
 
-Each run is a new process (:mod:`harness.pipeline_runner`) that records every ``sc.pp.*`` and
+Each run is a new process (:mod:`harness.doctor.tracer`) that records every ``sc.pp.*`` and
 ``sc.tl.*`` call with fingerprints of its AnnData before and after. The report names the first
 call whose input or output differs between the runs, and every call that changed the input of
 ``sc.pp.pca`` in place between two PCA calls on the same object within one run.
@@ -122,7 +122,7 @@ def child_env() -> dict[str, str]:
 
 
 def _run_once(script: Path, out: Path, debug: bool = False) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "harness.pipeline_runner", str(script.resolve()), str(out)]
+    cmd = [sys.executable, "-m", "harness.doctor.tracer", str(script.resolve()), str(out)]
     # The script's own output is not part of the report; keep it off the terminal.
     proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), check=False)
     if proc.returncode != 0 or not out.exists():

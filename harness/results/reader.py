@@ -3,7 +3,7 @@
 asv has no pandas loader (asv#846) and keeps neither what was installed (asv#931) nor which BLAS
 ran. :func:`load_results` reads the JSON files itself (``json`` plus ``ast.literal_eval`` for the
 parameter values, never string splitting: values may hold commas) and joins the environment
-fingerprints that the harness's suite writes beside them (:mod:`harness.store`). A folder written by
+fingerprints that the harness's suite writes beside them (:mod:`harness.bench.store`). A folder written by
 another project's suite loads the same way; its fingerprint columns are empty.
 
 Columns of the frame, one row per (machine, commit, environment, benchmark, parameter combination):
@@ -47,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 API_VERSION = 2
-HARNESS_DIR = "harness"  # harness.store.HARNESS_DIR, repeated to keep this import light
+HARNESS_DIR = "harness"  # harness.bench.store.HARNESS_DIR, repeated to keep this import light
 SKIP_FILES = frozenset({"machine.json", "benchmarks.json"})
 STATS = ("ci_99_a", "ci_99_b", "q_25", "q_75", "number", "repeat")
 RUN_KEY = ("machine", "commit", "env_name")
@@ -223,7 +223,7 @@ def read_benchmarks(root: Path, warn: Warn) -> dict[str, BenchmarkInfo]:
     return out
 
 
-# --- fingerprints and records (the harness's sidecars, see harness.store) ----------------------
+# --- fingerprints and records (the harness's sidecars, see harness.bench.store) ----------------------
 
 
 def _blas_parts(fp: dict[str, Any]) -> tuple[str | None, str | None, str | None]:
@@ -249,7 +249,7 @@ def _blas_parts(fp: dict[str, Any]) -> tuple[str | None, str | None, str | None]
 
 def fingerprint_columns(fp: dict[str, Any] | None) -> dict[str, Any]:
     """The ``fp_*`` values of one fingerprint line (all None for None)."""
-    from harness import fingerprint
+    from harness.bench import fingerprint
 
     if not fp:
         return dict.fromkeys(FP_COLUMNS)
@@ -402,7 +402,7 @@ def load_records(path: str | os.PathLike[str] | None, *, warn: Warn | None = Non
 
 
 def _record_row(rec: dict[str, Any]) -> dict[str, Any]:
-    from harness.metrics import leading_trailing  # scipy: only where records are read
+    from harness.analysis.metrics import leading_trailing  # scipy: only where records are read
 
     params = rec.get("params")
     if not isinstance(params, dict):
@@ -505,7 +505,7 @@ def _parse_files(
     Values are converted to float once per column; should that fail (a benchmark stored something
     that is not a number), the files are parsed again checking every benchmark (``strict``), so
     the bad ones are reported and left out while the rest still loads. With ``fp_root``, each
-    run's fingerprint is read from where the suite writes it (:mod:`harness.store`).
+    run's fingerprint is read from where the suite writes it (:mod:`harness.bench.store`).
     """
     import numpy as np
 
@@ -549,7 +549,7 @@ def _attach_fingerprint(part: _Part, root: str, machine_dir: str, cache: dict[An
     Runs of one environment differ only in the commit, so lines are parsed once per content and
     the runs share one (slimmed) dict: :func:`_file_fingerprints` then labels it once.
     """
-    from harness.store import env_key
+    from harness.bench.store import env_key
 
     row = part.files[-1]
     commit, env_name = row["commit"], row["env_name"]
@@ -1115,7 +1115,7 @@ def attach_reasons(frame: pd.DataFrame, records: pd.DataFrame) -> None:
         return
     params = [p for p in frame.attrs.get("params", []) if p in frame.columns]
     sub = frame.loc[mask, [*RUN_KEY, "benchmark", *params]]
-    from harness.render import is_missing
+    from harness.render.formats import is_missing
 
     reasons = []
     for d in sub.to_dict("records"):
@@ -1288,7 +1288,7 @@ def run_info(
     date: float = math.nan,
 ) -> RunInfo:
     """A :class:`RunInfo` from the fingerprint, else from what asv recorded as requested."""
-    from harness import fingerprint
+    from harness.bench import fingerprint
 
     if fp:
         packages = tuple(sorted((str(k), str(v)) for k, v in (fp.get("packages") or {}).items()))
@@ -1322,7 +1322,7 @@ def run_infos(frame: pd.DataFrame, fps: Fingerprints | None = None) -> list[RunI
 
 
 def render_missing(x: Any) -> bool:
-    from harness.render import is_missing
+    from harness.render.formats import is_missing
 
     return is_missing(x)
 

@@ -18,8 +18,8 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import blas
-from harness.store import cache_dir
+from harness.bench import blas
+from harness.bench.store import cache_dir
 
 ENV = "HARNESS_BLAS"
 SKLEARNEX_ENV = "HARNESS_SKLEARNEX"
@@ -83,7 +83,7 @@ BACKENDS: dict[str, Backend] = {
             "Intel MKL (PyPI)",
             "libblas.so.3",
             "liblapack.so.3",
-            "pip install mkl, then python -m harness.setup_backends",
+            "pip install mkl, then python -m harness.study.setup_backends",
         ),
     )
 }
@@ -142,7 +142,7 @@ def numpy_blas_problem() -> str | None:
     )
     return (
         f"numpy at {root} is linked against {what}, so HARNESS_BLAS cannot change its BLAS: "
-        "install numpy built from source (python -m harness.setup_backends --install-numpy)"
+        "install numpy built from source (python -m harness.study.setup_backends --install-numpy)"
     )
 
 
@@ -231,7 +231,7 @@ def hook() -> None:
 # 'import' at every interpreter start, before asv_runner (through pympler) imports numpy.
 PTH_NAME = "harness_blas.pth"
 PTH_LINE = (
-    f"import os; os.environ.get({ENV!r}) and __import__('harness.backends').backends.hook()\n"
+    f"import os; os.environ.get({ENV!r}) and __import__('harness.bench.backends').backends.hook()\n"
 )
 
 

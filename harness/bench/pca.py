@@ -70,11 +70,11 @@ def run_pca(
 
     Warnings are silenced: scanpy warns on every randomized call and on legacy lobpcg, and the
     benchmarks must not time the warning machinery. Which solver is valid is decided beforehand by
-    :func:`harness.support.unsupported_reason`, not by catching scanpy's fallbacks here.
+    :func:`harness.bench.support.unsupported_reason`, not by catching scanpy's fallbacks here.
     """
     import scanpy as sc
 
-    from harness.backends import activate_pca_implementation
+    from harness.bench.backends import activate_pca_implementation
 
     activate_pca_implementation()
     with warnings.catch_warnings():

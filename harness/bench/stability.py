@@ -1,7 +1,7 @@
 """The stability checks: which factor moves PCA's output, by how much, and whether it matters.
 
 Each check compares PCA results of one configuration (dataset, layout, dtype, svd_solver) under
-two or more conditions and reduces them with :mod:`harness.metrics`:
+two or more conditions and reduces them with :mod:`harness.analysis.metrics`:
 
 ========  ===================================================================================
 repeat    ``REPEATS`` calls in one process (threads=1, seed 123; the runtime suite's samples)
@@ -31,8 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from harness import artifacts, datasets, io, metrics, store, support
-from harness.pca import N_COMPS, RANDOM_STATE, PCAResult, make_anndata, run_pca
+from harness import io
+from harness.analysis import metrics
+from harness.bench import datasets, store, support
+from harness.bench import digests as artifacts
+from harness.bench.pca import N_COMPS, RANDOM_STATE, PCAResult, make_anndata, run_pca
 
 CHECKS = ("repeat", "process", "threads", "seed", "layout", "dtype", "accuracy")
 UNIT = "relative"
@@ -198,7 +201,7 @@ def run_fresh_processes(configs: list[Config], timeout: float = 1500) -> None:
             {"configs": [c.params() for c in missing], "condition": asdict(condition)}
         )
         subprocess.run(
-            [sys.executable, "-m", "harness.stability"],
+            [sys.executable, "-m", "harness.bench.stability"],
             input=payload,
             text=True,
             check=True,

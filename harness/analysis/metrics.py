@@ -1,6 +1,6 @@
 """How far apart two PCA results are, and whether rounding explains the difference.
 
-Every stability check reduces a pair (or a set) of :class:`~harness.pca.PCAResult` to a
+Every stability check reduces a pair (or a set) of :class:`~harness.bench.pca.PCAResult` to a
 :class:`Comparison`: raw and sign-aligned differences, subspace angles, and a per-component verdict
 from the Davis-Kahan sin-theta bound (:func:`classify_components`).
 """
@@ -19,7 +19,7 @@ import numpy as np
 from scipy import sparse
 from scipy.linalg import subspace_angles
 
-from harness.pca import PCAResult
+from harness.bench.pca import PCAResult
 
 Label = Literal["identical", "explained", "unexplained"]
 

@@ -1,6 +1,6 @@
 """Environments of the matrix that have no results, and why: never silently missing.
 
-The study (:mod:`harness.study`) writes one record per environment that did not run, beside
+The study (:mod:`harness.study.driver`) writes one record per environment that did not run, beside
 asv's results::
 
     results/<machine>/harness/study/<commit[:8]>-<env>.jsonl
@@ -16,7 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness import io, store
+from harness import io
+from harness.bench import store
 
 STATUSES = ("failed to install", "backend unavailable")
 FOLDER = "study"
@@ -92,7 +93,7 @@ def load(
 
 def to_markdown(rows: list[dict[str, Any]], *, level: int = 2) -> str:
     """A section listing the environments without results ('' when there are none)."""
-    from harness import render
+    from harness.render import formats as render
 
     if not rows:
         return ""
@@ -106,7 +107,7 @@ def to_markdown(rows: list[dict[str, Any]], *, level: int = 2) -> str:
 
 
 def to_html(rows: list[dict[str, Any]], *, level: int = 2) -> str:
-    from harness import render
+    from harness.render import formats as render
 
     if not rows:
         return ""

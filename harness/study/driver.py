@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import io, missing, store
+from harness import io
+from harness.bench import store
+from harness.study import missing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -222,7 +224,7 @@ def _record(step: Step, machine: str, commit: str, status: str, reason: str, log
 
 def backend_problem(step: Step) -> str | None:
     """Why the BLAS implementation this step asks for cannot be loaded here (None: it can)."""
-    from harness import backends
+    from harness.bench import backends
 
     name = step.env_nobuild.get(backends.ENV) or step.env.get(backends.ENV)
     return backends.unavailable_reason(name) if name else None

@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from harness import io, store
-from harness.pca import PCAResult
+from harness import io
+from harness.bench import store
+from harness.bench.pca import PCAResult
 
 N_CELLS = 12
 N_GENES = 12
@@ -59,7 +60,7 @@ def make(
     result: PCAResult, key: store.RunKey, params: dict[str, Any], condition: dict[str, Any]
 ) -> Digest:
     """Digest a full PCA result."""
-    from harness.metrics import sha256_array
+    from harness.analysis.metrics import sha256_array
 
     cells = spaced(result.embedding.shape[0], N_CELLS)
     genes = spaced(result.loadings.shape[0], N_GENES)
@@ -147,8 +148,8 @@ def load_all(results_dir: Path, warn: Callable[[str], None] | None = None) -> li
 
 
 def compare_digests(a: Digest, b: Digest) -> dict[str, Any]:
-    """Compare two digests: exact sha equality plus harness.metrics on the subsample."""
-    from harness import metrics
+    """Compare two digests: exact sha equality plus harness.analysis.metrics on the subsample."""
+    from harness.analysis import metrics
 
     exact = {part: a.sha256[part] == b.sha256[part] for part in a.sha256}
     out: dict[str, Any] = {"bitwise": all(exact.values()), "bitwise_parts": exact}

@@ -1,6 +1,6 @@
 """Set up everything HARNESS_BLAS can select: Debian libraries, MKL, a numpy built from source.
 
-``python -m harness.setup_backends [--wheelhouse DIR] [--python PY] [--install-numpy]``. Idempotent
+``python -m harness.study.setup_backends [--wheelhouse DIR] [--python PY] [--install-numpy]``. Idempotent
 and resumable: each step checks what is there first; the numpy wheel is built once into the
 wheelhouse and reused. Standard library only (it may run before any numpy is installed).
 """
@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import backends
+from harness.bench import backends
 
 NUMPY = "2.4.6"
 APT_RUNTIME = (
@@ -300,7 +300,9 @@ def backend_venv(path: Path, wheel: Path, extra: tuple[str, ...] = ("threadpoolc
 
 def main(argv: list[str] | None = None) -> int:
     """Run every step; report what is available at the end."""
-    parser = argparse.ArgumentParser(prog="python -m harness.setup_backends", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.study.setup_backends", description=__doc__
+    )
     parser.add_argument("--wheelhouse", type=Path, default=None, help="default: <cache>/wheelhouse")
     parser.add_argument(
         "--python", default=sys.executable, help="environment for mkl (and --install-numpy)"

@@ -2,7 +2,7 @@
 
 The call runs in fresh child processes (the baseline and its repeats, then one controlled
 variation at a time: threads, seed, dtype, layout, solver); each variation is compared with the
-baseline by :mod:`harness.metrics`. ``--pipeline`` lives in :mod:`harness.pipeline`.
+baseline by :mod:`harness.analysis.metrics`. ``--pipeline`` lives in :mod:`harness.doctor.pipeline`.
 Module-level imports stay light: ``harness/__init__`` imports this module.
 """
 
@@ -17,7 +17,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from harness import render
-from harness.checks import InputSummary
+from harness.doctor.inputs import InputSummary
 from harness.errors import HarnessError
+from harness.render import formats as render
 
 if TYPE_CHECKING:
-    from harness.pca import PCAResult
+    from harness.bench.pca import PCAResult
 
 PCA_SOLVERS = ("arpack", "randomized", "full", "covariance_eigh")
 TSVD_SOLVERS = ("arpack", "randomized")
@@ -41,7 +40,9 @@ NEAR_DEGENERATE = 1e-3
 ROUNDING_SLACK = 10.0
 N_NEIGHBORS = 15
 _MARK = "@@doctor "
-_CHILD = "import sys; from harness.doctor import _child_main; sys.exit(_child_main(sys.argv[1]))"
+_CHILD = (
+    "import sys; from harness.doctor.api import _child_main; sys.exit(_child_main(sys.argv[1]))"
+)
 
 
 # --- what runs ---------------------------------------------------------------------------------
@@ -173,7 +174,7 @@ def doctor(
     ``adata`` is an AnnData or a path to an .h5ad file. ``mask_var=None`` means scanpy's default
     (``var['highly_variable']`` when present); ``mask_var=False`` means no mask.
     """
-    from harness import checks
+    from harness.doctor import inputs as checks
 
     started = time.perf_counter()
     if isinstance(adata, (str, os.PathLike)):
@@ -220,7 +221,7 @@ def _resolve_call(
     extra: dict[str, Any],
 ) -> Call:
     """The call, with the solver scanpy >= 1.10 really runs for it."""
-    from harness.support import unsupported_reason
+    from harness.bench.support import unsupported_reason
 
     if extra.get("chunked"):
         resolved = "incremental (chunked)"
@@ -361,7 +362,7 @@ def _other_seeds(random_state: int | None) -> list[int]:
 
 
 def _layout_reason(call: Call, layout: str) -> str | None:
-    from harness.support import unsupported_reason
+    from harness.bench.support import unsupported_reason
 
     if not call.zero_center or call.svd_solver is None or call.extra.get("chunked"):
         return None
@@ -369,7 +370,7 @@ def _layout_reason(call: Call, layout: str) -> str | None:
 
 
 def _other_solvers(call: Call, layout: str) -> tuple[list[str], list[Effect]]:
-    from harness.support import unsupported_reason
+    from harness.bench.support import unsupported_reason
 
     if call.extra.get("chunked"):
         return [], [
@@ -418,7 +419,7 @@ def _child_main(plan_path: str) -> int:
         meta["seconds"][v.name] = time.perf_counter() - t0
         print(f"{_MARK}done {v.name}", flush=True)
     if spec.get("fingerprint"):
-        from harness.fingerprint import collect
+        from harness.bench.fingerprint import collect
 
         meta["fingerprint"] = collect()
     io.write_text(out / f"{spec['process']}.json", io.dumps(meta))
@@ -429,7 +430,7 @@ def _run_variation(adata: Any, spec: dict[str, Any], v: Variation) -> PCAResult:
     import anndata as ad
     from threadpoolctl import threadpool_limits
 
-    from harness.pca import run_pca
+    from harness.bench.pca import run_pca
 
     x = _convert(adata.X, v.layout, v.dtype)
     run = ad.AnnData(X=x, var=adata.var.copy())
@@ -451,7 +452,7 @@ def _convert(x, layout: str | None, dtype: str | None):
     """A copy of ``x`` in another layout and/or dtype (same layout and dtype when both are None)."""
     from scipy import sparse
 
-    from harness.pca import as_layout
+    from harness.bench.pca import as_layout
 
     if layout is not None:
         return as_layout(x, layout, dtype or x.dtype)
@@ -468,7 +469,7 @@ def _save(path: Path, result: PCAResult) -> None:
 
 
 def _load(path: Path) -> PCAResult:
-    from harness.pca import PCAResult
+    from harness.bench.pca import PCAResult
 
     with np.load(path) as z:
         return PCAResult(**{k: z[k] for k in z.files})
@@ -502,7 +503,7 @@ def _spawn(
 
 
 def _stream(plan_path: Path, err: Any, bar: Any) -> int:
-    from harness.pipeline import child_env
+    from harness.doctor.pipeline import child_env
 
     cmd = [sys.executable, "-c", _CHILD, str(plan_path)]
     # stderr goes to a file: a full stderr pipe would block the child while we read stdout.
@@ -586,7 +587,7 @@ def _effect(
     seconds: float | None,
 ) -> Effect:
     """Compare one run with the baseline (kNN and Leiden only when the bits differ)."""
-    from harness import metrics
+    from harness.analysis import metrics
 
     if error is not None:
         return Effect(v.name, v.factor, v.label, seconds=seconds, skipped=f"failed: {error}")
@@ -632,7 +633,7 @@ def _unit_roundoff(dtype: str) -> float:
 def _environment(
     fp: dict[str, Any], threads: int, cores: int, baseline_seconds: float | None
 ) -> dict[str, Any]:
-    from harness.fingerprint import label
+    from harness.bench.fingerprint import label
 
     pools = [
         {
@@ -981,7 +982,7 @@ def cli_doctor(args) -> int:
     if args.pipeline:
         if args.data:
             raise HarnessError("give either DATA.h5ad or --pipeline SCRIPT.py, not both")
-        from harness.pipeline import run_pipeline
+        from harness.doctor.pipeline import run_pipeline
 
         report = run_pipeline(args.pipeline, progress=True, debug=getattr(args, "debug", False))
     else:
@@ -1003,18 +1004,3 @@ def cli_doctor(args) -> int:
     else:
         sys.stdout.write(text)
     return 0 if report.reproducible else 1
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`doctor`.
-
-    Importing ``harness.doctor`` binds the package attribute ``harness.doctor`` to this module,
-    which would hide the function that ``harness/__init__`` exposes under the same name; calling
-    the module keeps ``harness.doctor(adata)`` working in either order of imports.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> DoctorReport:
-        return doctor(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

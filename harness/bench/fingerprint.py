@@ -11,8 +11,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from harness import backends, blas
-from harness.support import installed_version
+from harness.bench import backends, blas
+from harness.bench.support import installed_version
 
 SCHEMA = 1
 PACKAGES = (

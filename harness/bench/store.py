@@ -3,7 +3,7 @@
 Layout, per (machine, commit, environment)::
 
     results/<machine>/harness/<commit[:8]>-<env>/
-        fingerprint.jsonl            the environment (harness.fingerprint), one line
+        fingerprint.jsonl            the environment (harness.bench.fingerprint), one line
         inputs.jsonl                 shape, nnz and sha256 of every matrix handed to PCA
         records/<benchmark>/<params>.jsonl   the full comparison behind one track_ value
         artifacts/<key>.npz          compact digests of PCA results, for cross-environment comparison
@@ -64,7 +64,7 @@ class RunKey:
 def cache_dir() -> Path:
     """Datasets, PCA results and built wheels: $HARNESS_CACHE, else ~/.cache/pca-harness.
 
-    (Standard library only: harness.backends needs it before numpy may be imported.)
+    (Standard library only: harness.bench.backends needs it before numpy may be imported.)
     """
     return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "pca-harness")
 

@@ -1,0 +1,1 @@
+"""Rendering: one table model and its formats, the HTML report and the published write-up."""

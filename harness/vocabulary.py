@@ -1,0 +1,147 @@
+"""The project's vocabulary, defined once: checks, verdicts, configuration keys, the default
+tolerance, the environment id scheme and the sidecar folder names.
+
+Every view (table, crossenv, compare, report, write-up, doctor) imports these names instead of
+spelling them again, so a user sees one check, verdict or environment called the same everywhere.
+Standard library only: benchmark processes import it before numpy may be loaded
+(:mod:`harness.bench.backends` selects the BLAS first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+
+# --- the stability checks -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One source of variation the suite measures (one ``track_`` benchmark each)."""
+
+    name: str
+    varies: str
+    #: The very same call repeated: any deviation beyond tolerance means non-determinism.
+    identical_call: bool = False
+    #: Part of the default verdict ("does the same call give the same numbers again, here").
+    verdict: bool = False
+
+
+CHECK_INFO: tuple[Check, ...] = (
+    Check("repeat", "5 identical calls in one process", identical_call=True, verdict=True),
+    Check("process", "the same call in two fresh interpreters", identical_call=True, verdict=True),
+    Check("threads", "1 vs 2 vs all BLAS threads", verdict=True),
+    Check("seed", "random_state 123 vs 0"),
+    Check("layout", "CSR vs dense input"),
+    Check("dtype", "float32 vs float64 input"),
+    Check("accuracy", "against a float64 eigh of the exact covariance"),
+)
+CHECKS: tuple[str, ...] = tuple(c.name for c in CHECK_INFO)
+#: Checks the table's verdict is taken over by default.
+VERDICT_CHECKS: tuple[str, ...] = tuple(c.name for c in CHECK_INFO if c.verdict)
+#: Checks that repeat the very same call.
+IDENTICAL_CALLS: tuple[str, ...] = tuple(c.name for c in CHECK_INFO if c.identical_call)
+#: Checks inside one environment that the write-up reports per environment.
+WITHIN_ENV: tuple[str, ...] = VERDICT_CHECKS
+
+# --- verdicts -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One verdict a check can get: its name, how tables mark it, and what it means."""
+
+    name: str
+    mark: str
+    css: str
+    #: The exact PCA up to rounding (what the write-up's "fastest exact" configuration needs).
+    exact: bool
+    meaning: str
+
+
+#: Ordered from best to worst; every view takes names, marks and colours from here.
+VERDICT_INFO: tuple[Verdict, ...] = (
+    Verdict("bitwise", "", "v-bitwise", True, "every compared output has identical bits"),
+    Verdict(
+        "within tolerance",
+        "",
+        "v-tol",
+        True,
+        "the deviation is at most the tolerance (relative to each component's largest |value|)",
+    ),
+    Verdict(
+        "explained by the spectrum",
+        " ~",
+        "v-spectrum",
+        True,
+        "larger, but every component moved no more than the Davis-Kahan bound of rounding allows",
+    ),
+    Verdict(
+        "unclassified", " ?", "v-unclassified", False, "larger, and no record says whether rounding explains it"
+    ),
+    Verdict(
+        "unstable", " !", "v-unstable", False, "larger than rounding explains for at least one component"
+    ),
+)
+VERDICTS: tuple[str, ...] = tuple(v.name for v in VERDICT_INFO)
+BY_VERDICT: dict[str, Verdict] = {v.name: v for v in VERDICT_INFO}
+#: Verdicts that mean "the exact PCA up to rounding".
+EXACT: tuple[str, ...] = tuple(v.name for v in VERDICT_INFO if v.exact)
+#: States of a check that produced no number (not verdicts: nothing was compared).
+NO_NUMBER: tuple[str, ...] = ("skipped", "failed")
+
+#: Default relative deviation still "within tolerance" (about 8 float32 ulps).
+DEFAULT_TOLERANCE = 1e-6
+
+# --- configurations and benchmarks ----------------------------------------------------------------
+
+#: The parameters that name one PCA configuration, as the benchmarks call them.
+CONFIG_KEYS: tuple[str, ...] = ("dataset", "layout", "dtype", "svd_solver")
+#: The same keys as tables show them (``svd_solver`` is "solver" there).
+CONFIG_COLUMNS: tuple[str, ...] = ("dataset", "layout", "dtype", "solver")
+#: Parameters a stability record carries.
+RECORD_PARAMS: tuple[str, ...] = (*CONFIG_KEYS, "threads")
+RUNTIME = "time_pca"
+PEAKMEM = "peakmem_pca"
+
+# --- environments ---------------------------------------------------------------------------------
+
+ENV_ID_PREFIX = "E"
+_ENV_ID = re.compile(rf"^{ENV_ID_PREFIX}(\d+)$")
+
+
+def env_id(index: int) -> str:
+    """The short id of the environment at position ``index`` (0-based) of the id order."""
+    return f"{ENV_ID_PREFIX}{index + 1}"
+
+
+def env_number(ident: str) -> int | None:
+    """The number of an id ('E12' -> 12), or None when ``ident`` is not an id."""
+    m = _ENV_ID.match(str(ident).strip())
+    return int(m.group(1)) if m else None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask), which is what BLAS uses."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# --- where the harness keeps its files beside asv's -----------------------------------------------
+
+HARNESS_DIR = "harness"
+STUDY_DIR = "study"
+_SAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
+
+
+def env_key(env_name: str) -> str:
+    """A folder-safe name for an environment; long names are hashed as asv does for its files."""
+    if len(env_name) >= 100:
+        return "env-" + hashlib.md5(env_name.encode()).hexdigest()
+    return _SAFE.sub("_", env_name)
+
+
+def run_folder_name(commit: str, env_name: str) -> str:
+    """``<commit[:8]>-<env>``: the sidecar folder (and failure record) name of one run."""
+    return f"{commit[:8]}-{env_key(env_name)}"
