@@ -79,10 +79,18 @@ VERDICT_INFO: tuple[Verdict, ...] = (
         "larger, but every component moved no more than the Davis-Kahan bound of rounding allows",
     ),
     Verdict(
-        "unclassified", " ?", "v-unclassified", False, "larger, and no record says whether rounding explains it"
+        "unclassified",
+        " ?",
+        "v-unclassified",
+        False,
+        "larger, and no record says whether rounding explains it",
     ),
     Verdict(
-        "unstable", " !", "v-unstable", False, "larger than rounding explains for at least one component"
+        "unstable",
+        " !",
+        "v-unstable",
+        False,
+        "larger than rounding explains for at least one component",
     ),
 )
 VERDICTS: tuple[str, ...] = tuple(v.name for v in VERDICT_INFO)

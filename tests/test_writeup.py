@@ -88,7 +88,9 @@ def test_baseline_is_the_centre_of_the_design():
     assert environments.differs(envs[4], base) == ["BLAS implementation"]
     assert environments.differs(envs[2], base) == ["scanpy release"]
     # A thread count threadpoolctl cannot see (reference BLAS) is not a difference.
-    assert environments.differs({**envs[4], "threads": environments.UNKNOWN}, base) == ["BLAS implementation"]
+    assert environments.differs({**envs[4], "threads": environments.UNKNOWN}, base) == [
+        "BLAS implementation"
+    ]
 
 
 def test_attributes_come_from_the_fingerprint():

@@ -623,7 +623,7 @@ def to_csv(result: Comparison) -> str:
 
 
 def cli_compare(args: argparse.Namespace) -> int:
-    from harness.analysis.tables import load, output, stderr_warn
+    from harness.commands import load, output, stderr_warn
 
     warn = stderr_warn("compare")
     loaded = load(args.results, "compare")

@@ -558,7 +558,7 @@ def to_json(result: CrossEnv) -> str:
 
 
 def cli_crossenv(args: argparse.Namespace) -> int:
-    from harness.analysis.tables import output, stderr_warn
+    from harness.commands import output, stderr_warn
 
     if args.tolerance is not None and args.tolerance < 0:
         raise HarnessError("--tolerance: must be >= 0")

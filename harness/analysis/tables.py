@@ -32,6 +32,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from harness.commands import load, output
 from harness.errors import HarnessError
 from harness.render import formats as render
 from harness.results.reader import codes_of, combine, run_ids
@@ -784,38 +785,6 @@ def summary_line(loaded: Loaded) -> str:
     if s["problems"]:
         text += f"; {s['problems']} file(s) or part(s) skipped or left empty (see the warnings)"
     return text + "."
-
-
-def stderr_warn(command: str):
-    """The warning sink of the commands: one line on stderr per problem."""
-
-    def warn(line: str) -> None:
-        print(f"harness {command}: warning: {line}", file=sys.stderr)
-
-    return warn
-
-
-def load(path: str, command: str) -> Loaded:
-    """Read a results folder for a command: HarnessError (exit 2) when nothing usable is there."""
-    from harness.results import reader as results
-
-    loaded = results.scan(path, warn=stderr_warn(command))
-    if not loaded.files:
-        raise HarnessError(
-            f"{path}: no readable asv results (api version {results.API_VERSION}) found"
-        )
-    return loaded
-
-
-def output(text: str, out: str | None) -> None:
-    """Write to ``out`` atomically, or to stdout."""
-    from harness import io
-
-    if out:
-        io.write_text(out, text)
-    else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
 
 
 def parse_checks(text: str | None) -> tuple[str, ...]:

@@ -388,7 +388,7 @@ def write(report: Report, outdir: str | Path) -> list[Path]:
 
 
 def cli_report(args: argparse.Namespace) -> int:
-    from harness.analysis.tables import load, stderr_warn
+    from harness.commands import load, stderr_warn
     from harness.errors import HarnessError
 
     if args.tolerance is not None and args.tolerance < 0:

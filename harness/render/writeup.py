@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness import commands
 from harness.analysis.metrics import K_LEADING, N_NEIGHBORS
 from harness.bench.pca import N_COMPS
 from harness.errors import HarnessError
@@ -198,7 +199,7 @@ def load(root: str | Path, machine: str | None = None, commit: str | None = None
         raise HarnessError(f"{root}: not a directory")
     machine = machine or _only_study_machine(root)
     commit = commit or study.pinned_commit(root, machine)
-    loaded = tables.load(str(root), "writeup")
+    loaded = commands.load(str(root), "writeup")
     table = tables.stability_table(loaded.frame, loaded.records, machine=machine, commit=commit)
     if table.empty:
         raise HarnessError(f"{root}: no stability results for machine {machine!r}, commit {commit}")
@@ -917,7 +918,6 @@ def to_markdown(study: Study) -> str:
 
 
 def cli_writeup(args: argparse.Namespace) -> int:
-    from harness.analysis import tables
 
     study = load(args.results, args.machine, args.commit)
     text = (
@@ -925,5 +925,5 @@ def cli_writeup(args: argparse.Namespace) -> int:
         if args.format == "json"
         else to_markdown(study)
     )
-    tables.output(text, args.out)
+    commands.output(text, args.out)
     return 0
