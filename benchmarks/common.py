@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 # Imported here so that asv's forkserver pre-imports them once, not once per benchmark process.
@@ -17,10 +16,9 @@ from threadpoolctl import threadpool_limits
 
 from harness.bench import datasets, fingerprint, store, support
 from harness.bench.pca import DTYPES, LAYOUTS, N_COMPS, SOLVERS, make_anndata
+from harness.vocabulary import usable_cores
 
-ALL_CORES = (
-    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-)
+ALL_CORES = usable_cores()
 PROFILE = datasets.profile()
 # The study times one thread only (its 27 environments must fit in 4 hours); the stability
 # suite's threads check still runs every thread count in-process.

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from harness.bench import stability
-from harness.bench.pca import PCAResult, run_pca
+from harness.bench.pca import run_pca
 
 from .common import PROFILE, PCAParams
 
@@ -27,6 +25,7 @@ class PCA(PCAParams):
     version = "pca-4"
 
     def time_pca(self, dataset, layout, dtype, svd_solver, threads):
+        # Kept for teardown, which hands it to the stability cache (stability.offer_timed).
         self.result = run_pca(self.adata, solver=svd_solver)
 
     def peakmem_pca(self, dataset, layout, dtype, svd_solver, threads):
@@ -34,13 +33,7 @@ class PCA(PCAParams):
 
     def teardown(self, dataset, layout, dtype, svd_solver, threads):
         super().teardown()
-        # No wasted work: the call just timed is the stability suite's baseline (threads=1) or
-        # its all-cores condition, so it goes to the shared result cache instead of being rerun.
-        result: PCAResult | None = self.__dict__.pop("result", None)
-        if result is None or threads not in stability.THREAD_COUNTS:
-            return
-        config = stability.Config(dataset, layout, dtype, svd_solver)
-        stability.keep(config, replace(stability.BASELINE, threads=threads), result)
-        if threads == 1:
-            self.__dict__.setdefault("repeats", []).append(result)
-            stability.keep_repeats(config, self.repeats)
+        result, self.result = getattr(self, "result", None), None
+        if result is not None:
+            config = stability.Config(dataset, layout, dtype, svd_solver)
+            stability.offer_timed(config, threads, result)

@@ -6,7 +6,9 @@ call that is timed is the call that is compared.
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,6 +38,29 @@ class PCAResult:
     @property
     def n_comps(self) -> int:
         return int(self.embedding.shape[1])
+
+    def arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """The four outputs by name (``prefix`` + field), as :func:`save_results` stores them."""
+        return {f"{prefix}{f}": getattr(self, f) for f in FIELDS}
+
+
+FIELDS = ("embedding", "loadings", "variance", "variance_ratio")
+
+
+def save_results(path: str | os.PathLike[str], results: Sequence[PCAResult]) -> None:
+    """Store PCA results in one .npz, atomically (fields suffixed _0, _1, ...; no pickles)."""
+    from harness import io
+
+    arrays = {f"{k}_{i}": v for i, r in enumerate(results) for k, v in r.arrays().items()}
+    with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def load_results(path: str | os.PathLike[str]) -> list[PCAResult]:
+    """The PCA results :func:`save_results` stored, in order."""
+    with np.load(path, allow_pickle=False) as z:
+        n = sum(1 for k in z.files if k.startswith("embedding_"))
+        return [PCAResult(*(z[f"{f}_{i}"] for f in FIELDS)) for i in range(n)]
 
 
 def as_layout(x: np.ndarray | sparse.spmatrix, layout: Layout, dtype: DType):

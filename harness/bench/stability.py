@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, replace
@@ -31,20 +30,24 @@ from typing import Any
 
 import numpy as np
 
-from harness import io
 from harness.analysis import metrics
 from harness.bench import datasets, store, support
 from harness.bench import digests as artifacts
-from harness.bench.pca import N_COMPS, RANDOM_STATE, PCAResult, make_anndata, run_pca
+from harness.bench.pca import (
+    N_COMPS,
+    RANDOM_STATE,
+    PCAResult,
+    load_results,
+    make_anndata,
+    run_pca,
+    save_results,
+)
+from harness.vocabulary import usable_cores
 
-CHECKS = ("repeat", "process", "threads", "seed", "layout", "dtype", "accuracy")
 UNIT = "relative"
 REPEATS = 5
 OTHER_SEED = 0
-ALL_CORES = (
-    len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-)
-THREAD_COUNTS = tuple(sorted({1, 2, ALL_CORES}))
+THREAD_COUNTS = tuple(sorted({1, 2, usable_cores()}))
 
 
 class Skip(Exception):
@@ -122,16 +125,32 @@ def _cache_path(config: Config, condition: Condition) -> Path:
     return cache_folder() / f"{x_sha}-{config.svd_solver}-{condition.tag()}.npz"
 
 
-def _save(path: Path, result: PCAResult) -> None:
-    with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, **asdict(result))
-
-
 def keep(config: Config, condition: Condition, result: PCAResult) -> None:
     """Offer a result computed elsewhere (the runtime suite's call) to the cache."""
     path = _cache_path(config, condition)
     if not path.exists():
-        _save(path, result)
+        save_results(path, [result])
+
+
+#: The runtime suite's timed calls at threads=1 in this benchmark process, per configuration:
+#: identical calls in one process, i.e. the repeat check's samples (see :func:`offer_timed`).
+_TIMED: dict[Config, list[PCAResult]] = {}
+
+
+def offer_timed(config: Config, threads: int, result: PCAResult) -> None:
+    """Hand a call the runtime suite just timed to the stability cache (no wasted work).
+
+    The timed call is the stability suite's baseline (threads=1) or its all-cores condition, and
+    the samples at threads=1 are the repeat check's identical calls, so none is computed twice.
+    asv runs each parameter combination in its own process, so ``_TIMED`` holds one
+    configuration's samples.
+    """
+    if threads not in THREAD_COUNTS:
+        return
+    keep(config, replace(BASELINE, threads=threads), result)
+    if threads == 1:
+        _TIMED.setdefault(config, []).append(result)
+        keep_repeats(config, _TIMED[config])
 
 
 def _repeats_path(config: Config) -> Path:
@@ -142,29 +161,14 @@ def keep_repeats(config: Config, results: list[PCAResult]) -> None:
     """Offer REPEATS results of identical calls made in one process (the runtime suite's samples)."""
     path = _repeats_path(config)
     if len(results) >= REPEATS and not path.exists():
-        arrays = {
-            f"{name}_{i}": value
-            for i, r in enumerate(results[:REPEATS])
-            for name, value in asdict(r).items()
-        }
-        with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+        save_results(path, results[:REPEATS])
 
 
 def repeats(config: Config) -> list[PCAResult]:
     """REPEATS identical calls from one process: the runtime suite's, else computed here."""
     path = _repeats_path(config)
     if path.exists():
-        with np.load(path) as z:
-            return [
-                PCAResult(
-                    *(
-                        z[f"{f}_{i}"]
-                        for f in ("embedding", "loadings", "variance", "variance_ratio")
-                    )
-                )
-                for i in range(REPEATS)
-            ]
+        return load_results(path)
     return [compute(config, replace(BASELINE, index=i)) for i in range(REPEATS)]
 
 
@@ -172,14 +176,13 @@ def cached(config: Config, condition: Condition = BASELINE) -> PCAResult:
     """The result of ``config`` under ``condition``, computed at most once per environment."""
     path = _cache_path(config, condition)
     if path.exists():
-        with np.load(path) as z:
-            return PCAResult(z["embedding"], z["loadings"], z["variance"], z["variance_ratio"])
+        return load_results(path)[0]
     if condition.process != "main":
         raise Skip(
             f"no fresh-process result for {config.params()} (setup_cache did not produce it)"
         )
     result = compute(config, condition)
-    _save(path, result)
+    save_results(path, [result])
     return result
 
 
@@ -225,7 +228,7 @@ def _child(payload: dict[str, Any]) -> None:
             result = compute(config, condition)
         except datasets.DatasetUnavailable:
             continue
-        _save(_cache_path(config, condition), result)
+        save_results(_cache_path(config, condition), [result])
         if condition == FRESH[0]:
             save_artifact(config, condition, result)
 
@@ -253,10 +256,9 @@ def reference(config: Config) -> PCAResult:
     x_sha = datasets.describe(config.dataset, config.layout, config.dtype)["sha256"][:16]
     path = cache_folder() / f"{x_sha}-reference.npz"
     if path.exists():
-        with np.load(path) as z:
-            return PCAResult(z["embedding"], z["loadings"], z["variance"], z["variance_ratio"])
+        return load_results(path)[0]
     result = exact_pca(_input(config))
-    _save(path, result)
+    save_results(path, [result])
     return result
 
 

@@ -69,3 +69,22 @@ def installed_version(dist: str) -> str:
         return version(dist)
     except PackageNotFoundError:
         return ""
+
+
+#: How a solver's rounding scales (harness.analysis.rounding): "centred" solvers factor the
+#: explicitly centred data (X - mean, then an SVD: errors scale with the centred spectrum);
+#: "gram" ones form or apply the uncentred X^T X and subtract the mean's outer product
+#: (covariance_eigh, and every sparse path, which centres implicitly): their errors scale with
+#: ||X^T X|| / (n - 1), which is 19x lambda_1 on 10x_10k (issue #10).
+COMPUTATION_PATHS = ("centred", "gram")
+
+
+def computation_path(solver: str | None, layout: str) -> str:
+    """The rounding model of a solver on a layout: 'gram' or 'centred' (see COMPUTATION_PATHS).
+
+    'auto' and None resolve differently across releases and shapes: they get the larger
+    ('gram') model, so a rounding-level difference is never called beyond rounding.
+    """
+    if layout != "dense" or solver in (None, "auto", "covariance_eigh"):
+        return "gram"
+    return "centred"
