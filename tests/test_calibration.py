@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from harness.analysis import calibration, rounding
+from harness.bench.pca import PCAResult
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +109,40 @@ def test_gaps_are_two_sided_for_the_last_component():
     assert rounding.SAFETY * j.bound[-1] >= 1
     computed = problem.values[:11]
     assert computed[9] - computed[10] > 0.1 * computed[10]  # the one-sided gap looks large
+
+
+def test_significant_digits_are_capped_at_the_outputs_dtype():
+    """Issue #10 point 5: float32 X_pca compared in float64 still holds ~7.2 digits, not 16."""
+    from dataclasses import replace
+
+    from harness.analysis import metrics
+
+    x = calibration.planted("separated", 0).astype(np.float32)
+    r = calibration.solve(x)
+    a = PCAResult(r.embedding, r.loadings, np.ones(calibration.K), np.ones(calibration.K))
+    as64 = replace(a, embedding=a.embedding.astype(np.float64))
+    digits = metrics.significant_digits([as64, as64], dtype=metrics.least_precise([np.float32]))
+    assert digits.minimum == pytest.approx(7.22, abs=0.01)
+    assert digits.cap == digits.minimum
+    assert metrics.significant_digits([as64, as64]).minimum == pytest.approx(15.95, abs=0.01)
+
+
+def test_raw_digits_stand_beside_the_estimate_with_their_sample_count():
+    """The CNH confidence term costs more with 2 samples than with 5; the raw digits do not."""
+    from dataclasses import replace
+
+    from harness.analysis import metrics
+
+    rng = np.random.default_rng(0)
+    x = calibration.planted("separated", 0)
+    r = calibration.solve(x)
+    a = PCAResult(r.embedding, r.loadings, np.ones(calibration.K), np.ones(calibration.K))
+    noisy = [replace(a, embedding=a.embedding * (1 + 1e-9 * rng.standard_normal(a.embedding.shape)))
+             for _ in range(5)]  # fmt: skip
+    two = metrics.significant_digits([a, noisy[0]])
+    five = metrics.significant_digits([a, *noisy[:4]])
+    assert (two.n_samples, five.n_samples) == (2, 5)
+    assert 8 < two.raw_minimum < 10 and 8 < five.raw_minimum < 10
+    # the estimate sits below the raw digits, and further below with fewer samples
+    assert two.minimum < two.raw_minimum and five.minimum < five.raw_minimum
+    assert (two.raw_minimum - two.minimum) > (five.raw_minimum - five.minimum)

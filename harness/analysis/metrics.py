@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import math
 import random
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -87,6 +88,11 @@ def align_signs(ref: PCAResult, other: PCAResult) -> tuple[PCAResult, np.ndarray
         loadings=other.loadings * sign.astype(other.loadings.dtype),
     )
     return aligned, flips
+
+
+def least_precise(dtypes: Sequence[Any]) -> np.dtype:
+    """The floating dtype with the largest machine epsilon among ``dtypes``."""
+    return max((np.dtype(d) for d in dtypes), key=lambda d: float(np.finfo(d).eps))
 
 
 def unit_roundoff_of(*arrays: np.ndarray) -> float:
@@ -492,10 +498,21 @@ def compare_many(samples: Sequence[PCAResult], **kw: Any) -> Comparison:
 
 @dataclass(frozen=True)
 class SigDigits:
-    """Significant decimal digits of the embedding across repeated runs, per component."""
+    """Significant decimal digits of the embedding across repeated runs, per component.
+
+    ``per_component``/``minimum``: the CNH estimate (significantdigits), which subtracts a
+    confidence term that depends on the number of samples (about 1.5 digits with 2 samples, 0.7
+    with 5), so compare minima only at equal ``n_samples``. ``raw_per_component``/``raw_minimum``:
+    -log10 of the median relative error, no confidence term. Both are capped at ``cap``, the
+    decimal precision of the least precise compared output (float32: 7.22).
+    """
 
     per_component: list[float]
     minimum: float
+    raw_per_component: list[float]
+    raw_minimum: float
+    n_samples: int
+    cap: float
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (NaN and inf become None)."""
@@ -507,11 +524,12 @@ def decimal_precision(dtype: np.dtype | type) -> float:
     return -math.log10(float(np.finfo(dtype).eps) / 2)
 
 
-def significant_digits(samples: Sequence[PCAResult]) -> SigDigits:
-    """Median over cells of the CNH significant decimal digits of each embedding component.
+def significant_digits(samples: Sequence[PCAResult], dtype: Any = None) -> SigDigits:
+    """Median over cells of the significant decimal digits of each embedding component.
 
-    Samples are sign-aligned to the first and compared with their mean (relative error,
-    ``significantdigits`` package); capped at the dtype's decimal precision.
+    Samples are sign-aligned to the first and compared with their mean (relative error). The cap
+    is the precision of ``dtype`` (default: the least precise embedding among ``samples``): a
+    float32 output cast to float64 for the comparison still holds at most ~7.2 digits.
     """
     import warnings
 
@@ -519,17 +537,35 @@ def significant_digits(samples: Sequence[PCAResult]) -> SigDigits:
 
     if len(samples) < 2:
         raise ValueError(f"need at least 2 samples, got {len(samples)}")
-    embs = np.stack([align_signs(samples[0], s)[0].embedding for s in samples])
-    cap = decimal_precision(embs.dtype)
+    dtypes = [np.dtype(dtype)] if dtype is not None else [s.embedding.dtype for s in samples]
+    cap = min(decimal_precision(d) for d in dtypes)
     # float32 -> float64 is exact and keeps the mean and x / mean - 1 free of float32 rounding.
-    embs = embs.astype(np.float64)
+    embs = np.stack([align_signs(samples[0], s)[0].embedding.astype(np.float64) for s in samples])
+    mean = embs.mean(axis=0)
+    same = np.all(embs == embs[0], axis=0)
     with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
         # A zero mean makes the relative error NaN; the library warns, nanmedian skips it.
         warnings.simplefilter("ignore")
         digits = sd.significant_digits(
-            embs, reference=embs.mean(axis=0), basis=10, error="relative", method="CNH"
+            embs, reference=mean, basis=10, error="relative", method="CNH"
         )
+        raw = -np.log10(np.abs(embs / mean - 1).max(axis=0))
     # With zero spread the library returns its own mantissa-based value, not the cap.
-    digits = np.where(np.all(embs == embs[0], axis=0), cap, np.minimum(digits, cap))
-    per = np.nanmedian(digits, axis=0) if digits.shape[0] else np.full(digits.shape[1], cap)
-    return SigDigits(per_component=per.tolist(), minimum=float(np.min(per, initial=cap)))
+    digits = np.where(same, cap, np.minimum(digits, cap))
+    raw = np.where(same, cap, np.minimum(raw, cap))
+    per = _median_per_component(digits, cap)
+    raw_per = _median_per_component(raw, cap)
+    return SigDigits(
+        per_component=per.tolist(),
+        minimum=float(np.min(per, initial=cap)),
+        raw_per_component=raw_per.tolist(),
+        raw_minimum=float(np.min(raw_per, initial=cap)),
+        n_samples=len(samples),
+        cap=cap,
+    )
+
+
+def _median_per_component(digits: np.ndarray, cap: float) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # all-NaN components (zero mean everywhere)
+        return np.nanmedian(digits, axis=0) if digits.shape[0] else np.full(digits.shape[1], cap)

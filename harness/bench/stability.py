@@ -340,10 +340,13 @@ def evaluate(check: str, config: Config) -> dict[str, Any]:
     dtypes = [np.dtype(config.dtype)] + [r.loadings.dtype for r in raw]
     if check == "dtype":
         dtypes.append(np.dtype(_other_dtype(config)))
-    u = max(float(np.finfo(d).eps) / 2 for d in dtypes)
+    u = float(np.finfo(metrics.least_precise(dtypes)).eps) / 2
     results = _with_common_dtype(raw)
     worst = metrics.compare_many(results, downstream=True, unit_roundoff=u)
-    digits = metrics.significant_digits(results)
+    # Capped at the outputs' own precision (X_pca is float32 by default even for float64 input).
+    digits = metrics.significant_digits(
+        results, dtype=metrics.least_precise([r.embedding.dtype for r in raw])
+    )
     value = 0.0 if worst.bitwise else worst.aligned_max_rel_diff
     return {
         "check": check,
