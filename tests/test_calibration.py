@@ -146,3 +146,50 @@ def test_raw_digits_stand_beside_the_estimate_with_their_sample_count():
     # the estimate sits below the raw digits, and further below with fewer samples
     assert two.minimum < two.raw_minimum and five.minimum < five.raw_minimum
     assert (two.raw_minimum - two.minimum) > (five.raw_minimum - five.minimum)
+
+
+# -- downstream: every ARI beside its calibration (point 6) ----------------------------------------
+
+
+def _blobs(n_per: int = 80, sep: float = 30.0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = np.eye(3, 10) * sep
+    return np.vstack([c + rng.standard_normal((n_per, 10)) for c in centres])
+
+
+def test_leiden_on_well_separated_clusters_is_insensitive():
+    """Three far-apart blobs: any seed and any single edge give the same clusters (ARI 1)."""
+    from harness.analysis import downstream
+
+    emb = _blobs()
+    d = downstream.compare(emb, emb)
+    assert (d.knn_jaccard, d.leiden_ari) == (1.0, 1.0)
+    assert len(d.calibration.other_seed) == len(downstream.OTHER_SEEDS)
+    assert len(d.calibration.one_edge) == downstream.EDGE_TRIALS
+    assert min(d.calibration.one_edge) == 1.0
+    assert d.n_edges > d.n_cells  # weighted UMAP connectivities, symmetrised
+
+
+def test_an_ari_is_reported_with_the_calibration_of_the_same_graph():
+    """A tiny move of the embedding (1e-6) against Leiden's own sensitivity on the same graph."""
+    from harness.analysis import downstream
+
+    emb = np.asarray(calibration.solve(calibration.planted("continuum", 0)).embedding)
+    moved = emb + 1e-6 * np.random.default_rng(1).standard_normal(emb.shape)
+    d = downstream.compare(emb, moved)
+    assert 0.99 <= d.knn_jaccard < 1.0  # a 1e-6 move changes a few neighbours, not many
+    assert -0.5 <= d.leiden_ari <= 1.0
+    cal = d.calibration.other_seed + d.calibration.one_edge
+    assert len(cal) == len(downstream.OTHER_SEEDS) + downstream.EDGE_TRIALS
+    assert all(-0.5 <= a <= 1.0 for a in cal)
+    assert downstream.compare(emb, moved) == d  # seeded: the same numbers again
+
+
+def test_one_edge_is_replaced_and_nothing_else():
+    from harness.analysis import downstream
+
+    g = downstream.graph(_blobs(n_per=30))
+    h = downstream.replace_one_edge(g, np.random.default_rng(0))
+    assert g.nnz == h.nnz
+    diff = abs(g - h)
+    assert diff.nnz == 4  # one undirected edge removed, one added: 2 entries each
