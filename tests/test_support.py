@@ -62,3 +62,27 @@ def test_rules_for_other_releases(scanpy, sklearn, layout, solver, runs):
 def test_unknown_layout_is_an_error():
     with pytest.raises(ValueError, match="layout"):
         support.supported_solvers("coo", "1.11.5", "1.9.1")
+
+
+def test_the_mechanism_behind_unreproducible_lobpcg():
+    """Issue #10 point 11: with scipy >= 1.17 the global seed no longer reaches lobpcg's start
+    vectors; passing ``rng`` makes the same call reproducible."""
+    from packaging.version import Version
+
+    from harness.bench import support
+
+    scipy = Version(support.installed_version("scipy"))
+    assert support.lobpcg_is_seeded(rng_passed=True)
+    assert support.lobpcg_is_seeded(rng_passed=False) is (scipy < Version("1.16"))
+
+
+def test_auto_and_sign_rules_by_release():
+    from harness.bench import support
+
+    # 10x_10k: 10,000 x 1,000, 50 components
+    assert support.auto_solver("1.4.2", 10_000, 1_000, 50) == "randomized"
+    assert support.auto_solver("1.5.2", 10_000, 1_000, 50) == "covariance_eigh"
+    assert support.auto_solver("1.9.1", 700, 765, 50) == "randomized"  # pbmc68k_reduced
+    assert support.auto_solver("1.9.1", 300, 200, 50) == "full"
+    assert support.sign_convention("1.4.2") == "u-based"
+    assert support.sign_convention("1.5.2") == "v-based"

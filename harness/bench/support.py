@@ -88,3 +88,54 @@ def computation_path(solver: str | None, layout: str) -> str:
     if layout != "dense" or solver in (None, "auto", "covariance_eigh"):
         return "gram"
     return "centred"
+
+
+# --- mechanisms the harness can name when results move (issue #10 points 7 and 11) -------------
+
+
+def auto_solver(sklearn: str, n_obs: int, n_vars: int, n_comps: int) -> str:
+    """What scikit-learn's PCA(svd_solver='auto') runs on dense input of this shape.
+
+    < 1.5: randomized for inputs over 500 x 500 with n_comps < 0.8 min(shape), else full;
+    >= 1.5: covariance_eigh when n_vars <= 1000 and n_obs >= 10 n_vars, then the same rule.
+    """
+    if Version(sklearn) >= Version("1.5") and n_vars <= 1000 and n_obs >= 10 * n_vars:
+        return "covariance_eigh"
+    if max(n_obs, n_vars) > 500 and n_comps < 0.8 * min(n_obs, n_vars):
+        return "randomized"
+    return "full"
+
+
+def sign_convention(sklearn: str) -> str:
+    """How svd_flip fixes each component's sign: 'u-based' (<= 1.4) or 'v-based' (>= 1.5:
+    the largest-|value| loading made positive), so 1.4 and 1.5 flip signs (scikit-learn#28826)."""
+    return "v-based" if Version(sklearn) >= Version("1.5") else "u-based"
+
+
+def lobpcg_is_seeded(rng_passed: bool, size: tuple[int, int] = (300, 60), k: int = 10) -> bool:
+    """Whether two identical ``svds(solver='lobpcg')`` calls give identical bits, with numpy's
+    global RNG seeded before each (what scanpy's legacy sparse path does) and ``rng`` passed or not.
+
+    scipy >= 1.17 draws lobpcg's start vectors from a fresh ``default_rng()`` when ``rng`` is None
+    (scipy#25069: gh-23531 dropped ``check_random_state``; fix proposed in scipy#25204), so the
+    global seed no longer reaches them; scipy <= 1.15 used numpy's global RandomState.
+    """
+    import inspect
+    import warnings
+
+    import numpy as np
+    from scipy.sparse.linalg import svds
+
+    a = np.random.default_rng(0).standard_normal(size)
+    kwargs = {}
+    if rng_passed and "rng" in inspect.signature(svds).parameters:
+        kwargs = {"rng": 0}
+    out = []
+    for _ in range(2):
+        np.random.seed(0)  # noqa: NPY002 - the global seed is what scanpy sets
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # lobpcg warns that it stopped short of its tolerance
+            if kwargs:
+                kwargs["rng"] = np.random.default_rng(0)
+            out.append(svds(a, k=k, solver="lobpcg", **kwargs)[1])
+    return bool(np.array_equal(out[0], out[1]))
