@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from harness.errors import HarnessError
+from harness.vocabulary import DEFAULT_TOLERANCE, DOCTOR_TIMEOUT, VERDICT_CHECKS
 
 FORMATS = ("md", "csv", "json", "html")
 
@@ -25,20 +27,44 @@ def _lazy(module: str, func: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def _short(x: float) -> str:
+    """A number as people write it: 1e-6, not 1e-06."""
+    return f"{x:g}".replace("e-0", "e-").replace("e+0", "e+")
+
+
+def _tolerance(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help=f"relative {what} (default {_short(DEFAULT_TOLERANCE)})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand and its arguments; each runs its module's ``cli_*`` function."""
     parser = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _views(sub)
+    _outputs(sub)
+    p = sub.add_parser("doctor", help="diagnose non-reproducible PCA on your own data or pipeline")
+    p.set_defaults(func=_lazy("harness.doctor.api", "cli_doctor"))
+    _doctor_arguments(p)
+    return parser
+
+
+#: What ``add_subparsers`` returns (argparse gives its class no public name).
+Subparsers = Any
+
+
+def _views(sub: Subparsers) -> None:
+    """table, crossenv and compare."""
     p = sub.add_parser("table", help="stability tables per environment from an asv results folder")
     p.add_argument("results", help="asv results folder")
     p.add_argument("--format", choices=FORMATS, default="md")
-    p.add_argument(
-        "--tolerance",
-        type=float,
-        default=None,
-        help="relative deviation still 'within tolerance' (default 1e-6)",
-    )
+    _tolerance(p, "deviation still 'within tolerance'")
     p.add_argument("--commit", help="only this commit (hash prefix)")
     p.add_argument("--machine", help="only this machine")
     p.add_argument(
@@ -49,10 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--verdict-checks",
         metavar="CHECK,...",
-        help="checks the verdict is taken over (default: repeat,process,threads)",
+        help=f"checks the verdict is taken over (default: {','.join(VERDICT_CHECKS)})",
     )
     p.add_argument("--out", help="write here (atomically) instead of stdout")
-    p.set_defaults(func=_lazy("harness.analysis.tables", "cli_table"))
+    p.set_defaults(func=_lazy("harness.commands.table", "cli_table"))
 
     p = sub.add_parser(
         "crossenv", help="pairwise deviation between environments, from the artifacts"
@@ -62,19 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--baseline", help="environment (name, label or fingerprint key) to compare against"
     )
     p.add_argument("--format", choices=FORMATS, default="md")
-    p.add_argument(
-        "--tolerance",
-        type=float,
-        default=None,
-        help="relative deviation still 'within tolerance' (default 1e-6)",
-    )
+    _tolerance(p, "deviation still 'within tolerance'")
     p.add_argument(
         "--commit", help="environments side by side at this commit (default: each one's newest)"
     )
     p.add_argument("--machine", help="only this machine")
     p.add_argument("--all-commits", action="store_true", help="every run, not the newest only")
     p.add_argument("--out")
-    p.set_defaults(func=_lazy("harness.analysis.crossenv", "cli_crossenv"))
+    p.set_defaults(func=_lazy("harness.commands.crossenv", "cli_crossenv"))
 
     p = sub.add_parser(
         "compare", help="compare two environments, commits or releases (e.g. scanpy=1.10.4)"
@@ -85,12 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--factor", type=float, default=1.1, help="slowdown ratio that fails (default 1.1)"
     )
-    p.add_argument(
-        "--tolerance",
-        type=float,
-        default=None,
-        help="relative numerical change that fails (default 1e-6)",
-    )
+    _tolerance(p, "numerical change that fails")
     p.add_argument("--format", choices=FORMATS, default="md")
     p.add_argument("--machine", help="only runs of this machine")
     p.add_argument(
@@ -99,18 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="also fail on a sign-convention change (signs flipped, values otherwise equal)",
     )
     p.add_argument("--out", help="write here (atomically) instead of stdout")
-    p.set_defaults(func=_lazy("harness.analysis.compare", "cli_compare"))
+    p.set_defaults(func=_lazy("harness.commands.compare", "cli_compare"))
 
+
+def _outputs(sub: Subparsers) -> None:
+    """report and writeup."""
     p = sub.add_parser("report", help="Markdown, CSV and a self-contained HTML report with figures")
     p.add_argument("results")
     p.add_argument("outdir")
     p.add_argument("--baseline", help="environment the deviation heatmap is measured against")
-    p.add_argument(
-        "--tolerance",
-        type=float,
-        default=None,
-        help="relative deviation still 'within tolerance' (default 1e-6)",
-    )
+    _tolerance(p, "deviation still 'within tolerance'")
     p.add_argument(
         "--all-commits",
         action="store_true",
@@ -127,11 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("md", "json"), default="md")
     p.add_argument("--out", help="write here (atomically) instead of stdout")
     p.set_defaults(func=_lazy("harness.render.writeup", "cli_writeup"))
-
-    p = sub.add_parser("doctor", help="diagnose non-reproducible PCA on your own data or pipeline")
-    p.set_defaults(func=_lazy("harness.doctor.api", "cli_doctor"))
-    _doctor_arguments(p)
-    return parser
 
 
 def _doctor_arguments(p: argparse.ArgumentParser) -> None:
@@ -157,6 +166,14 @@ def _doctor_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-zero-center", action="store_true")
     p.add_argument("--format", choices=("md", "json"), default="md")
     p.add_argument("--out")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DOCTOR_TIMEOUT,
+        metavar="SECONDS",
+        help="stop any child process (a PCA run, a run of your script) after this long "
+        f"(default {DOCTOR_TIMEOUT:g})",
+    )
 
 
 def _seed(text: str) -> int | None:
@@ -168,10 +185,21 @@ def _seed(text: str) -> int | None:
         raise argparse.ArgumentTypeError(f"expected an integer or 'none', not {text!r}") from None
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse an output path that cannot be written before any work is done."""
+    # Imported here, not at the top: it loads the results reader, which ``--help`` never needs.
+    from harness.commands import check_writable
+
+    check_writable(getattr(args, "out", None))
+    if args.command == "report":
+        check_writable(args.outdir, directory=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _check_outputs(args)
         return int(args.func(args) or 0)
     except HarnessError as err:
         if args.debug:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from harness.errors import HarnessError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -51,10 +54,115 @@ def write_jsonl(target: str | os.PathLike[str], records: list[dict[str, Any]]) -
     write_text(target, "".join(dumps(r) + "\n" for r in records))
 
 
+#: The most a sidecar (fingerprint, record, inputs, study pin: a few kB each) may hold: larger
+#: files are refused unread, so a link to a huge file or a device cannot exhaust memory.
+MAX_SIDECAR_BYTES = 16 << 20
+
+
+class UnreadableError(HarnessError, ValueError):
+    """A file that cannot be read; ``reason`` says why without the file's name."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+class JSONLinesError(UnreadableError):
+    """A JSON Lines file that cannot be read; ``reason`` says why without the file's name."""
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_regular(mode: int) -> str | None:
+    """Why a file of this mode is not read (None for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((what for test, what in _KINDS if test(mode)), "not a plain file")
+    return f"not a regular file ({kind})"
+
+
+def read_regular(path: str | os.PathLike[str], limit: int = MAX_SIDECAR_BYTES) -> bytes:
+    """The bytes of a regular file (symlinks followed) of at most ``limit`` bytes.
+
+    Raises :class:`UnreadableError` for anything else: absent, a symlink loop, a FIFO (never
+    opened for long: it would block), a device or a directory, or a file over ``limit``.
+    """
+    try:
+        why = _not_regular(os.stat(path).st_mode)
+        if why:
+            raise UnreadableError(path, why)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as err:
+        raise UnreadableError(path, f"cannot read ({err.strerror or err})") from None
+    try:
+        st = os.fstat(fd)  # the file opened may not be the one inspected
+        why = _not_regular(st.st_mode) or (
+            f"larger than {limit:,} bytes" if st.st_size > limit else None
+        )
+        if why:
+            raise UnreadableError(path, why)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            raw = fh.read(limit + 1)
+    except OSError as err:
+        raise UnreadableError(path, f"cannot read ({err.strerror or err})") from None
+    finally:
+        os.close(fd)
+    if len(raw) > limit:
+        raise UnreadableError(path, f"larger than {limit:,} bytes")
+    return raw
+
+
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a JSON Lines file (raises ValueError on a malformed line)."""
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    """Every line of a JSON Lines file, each a JSON object (blank lines skipped).
+
+    Raises :class:`JSONLinesError` naming the file and line: unreadable (see
+    :func:`read_regular`), not UTF-8, a line that is not JSON or not an object, or a last line
+    cut short ("truncated").
+    """
+    try:
+        raw = read_regular(path)
+    except UnreadableError as err:
+        raise JSONLinesError(path, err.reason) from None
+    return parse_jsonl(raw, path)
+
+
+def parse_jsonl(raw: bytes, path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The objects of JSON Lines content ``raw`` read from ``path`` (see :func:`read_jsonl`)."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        raise JSONLinesError(path, "binary file, not UTF-8 JSON Lines") from None
+    lines = text.split("\n")
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    out = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            cut = i == last and not text.endswith("\n") and _cut_short(err, line)
+            what = "truncated" if cut else f"not valid JSON ({err.msg}, column {err.colno})"
+            raise JSONLinesError(path, f"line {i + 1}: {what}") from None
+        except (ValueError, RecursionError) as err:  # e.g. an integer of more than 4300 digits
+            raise JSONLinesError(path, f"line {i + 1}: not valid JSON ({err})") from None
+        if not isinstance(obj, dict):
+            raise JSONLinesError(path, f"line {i + 1}: not a JSON object")
+        out.append(obj)
+    return out
+
+
+def _cut_short(err: json.JSONDecodeError, text: str) -> bool:
+    """Whether JSON failed to parse because ``text`` ended early (a file cut off mid-write)."""
+    return err.pos >= len(text.rstrip()) or err.msg.startswith("Unterminated string")
 
 
 def _finite(obj: Any) -> Any:

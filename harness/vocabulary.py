@@ -153,3 +153,15 @@ def env_key(env_name: str) -> str:
 def run_folder_name(commit: str, env_name: str) -> str:
     """``<commit[:8]>-<env>``: the sidecar folder (and failure record) name of one run."""
     return f"{commit[:8]}-{env_key(env_name)}"
+
+
+# --- appended -------------------------------------------------------------------------------------
+
+#: Each verdict by name, so views compare with a constant rather than a spelled-out string.
+BITWISE, WITHIN_TOL, EXPLAINED, UNCLASSIFIED, UNSTABLE = VERDICTS
+
+#: The columns that name one run: one asv results file, one sidecar folder.
+RUN_KEY: tuple[str, str, str] = ("machine", "commit", "env_name")
+
+#: Seconds one ``harness doctor`` child process (a PCA run, a run of the user's script) may run.
+DOCTOR_TIMEOUT = 1800.0

@@ -150,7 +150,7 @@ def test_mkl_cbwr_mode_is_read_back(probe, mode):
 
 
 def test_benchmarks_package_selects_before_numpy(backend_env):
-    code = "import benchmarks, numpy; from harness import backends; print(backends.loaded())"
+    code = "import benchmarks, numpy; from harness.bench import backends; print(backends.loaded())"
     env = backend_env | {backends.ENV: "atlas"}
     out = subprocess.run([env["PYTHON"], "-c", code], env=env, capture_output=True, text=True)
     if "backend 'atlas' unavailable" in out.stderr:
@@ -200,7 +200,7 @@ def test_startup_hook_failure_keeps_its_reason(backend_env, tmp_path):
 
 
 def test_selection_after_numpy_import_names_what_is_bound(backend_env):
-    code = "import numpy; from harness import backends; backends.select_from_env()"
+    code = "import numpy; from harness.bench import backends; backends.select_from_env()"
     env = backend_env | {backends.ENV: "atlas"}
     out = subprocess.run([env["PYTHON"], "-c", code], env=env, capture_output=True, text=True)
     if "backend 'atlas' unavailable" in out.stderr:

@@ -177,8 +177,11 @@ def test_an_ari_is_reported_with_the_calibration_of_the_same_graph():
     emb = np.asarray(calibration.solve(calibration.planted("continuum", 0)).embedding)
     moved = emb + 1e-6 * np.random.default_rng(1).standard_normal(emb.shape)
     d = downstream.compare(emb, moved)
-    assert 0.99 <= d.knn_jaccard < 1.0  # a 1e-6 move changes a few neighbours, not many
+    assert 0.99 <= d.knn_jaccard <= 1.0  # a 1e-6 move changes a few neighbours at most
     assert -0.5 <= d.leiden_ari <= 1.0
+    # On this continuum another Leiden seed moves the clusters far more than the 1e-6 move:
+    # the calibration is what makes the ARI readable.
+    assert min(d.calibration.other_seed) < 0.9
     cal = d.calibration.other_seed + d.calibration.one_edge
     assert len(cal) == len(downstream.OTHER_SEEDS) + downstream.EDGE_TRIALS
     assert all(-0.5 <= a <= 1.0 for a in cal)

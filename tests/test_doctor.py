@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,10 +19,10 @@ import pytest
 PBMC_CELLS, PBMC_GENES, PBMC_HVG = 700, 765, 309
 
 
-def run_cli(*args: object) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """``python -m harness doctor ARGS`` in a new process, as a user runs it."""
     cmd = [sys.executable, "-m", "harness", "doctor", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False, env=env)
 
 
 def write_h5ad(path: Path, x, **layers) -> Path:
@@ -66,7 +71,8 @@ def test_reproducible_call_exits_0(doctor_run):
     assert "Traceback" not in proc.stderr
     assert report["reproducible"] is True
     repeats = {e["name"]: e for e in report["repeats"]}
-    assert set(repeats) == {"repeat_same_process", "repeat_new_process"}
+    assert set(repeats) == {"repeat_same_process", "repeat_same_process_2", "repeat_new_process"}
+    assert repeats["repeat_same_process_2"]["same_as_previous"] is True
     assert all(e["bitwise"] and e["knn_jaccard"] == 1.0 for e in repeats.values())
     assert report["input"]["n_obs"] == PBMC_CELLS and report["input"]["n_vars"] == PBMC_GENES
     assert report["input"]["kind"] == "scaled"
@@ -115,6 +121,7 @@ def test_api_finds_an_unseeded_call_not_reproducible():
     assert report.reproducible is False
     assert {e.name: e.bitwise for e in report.repeats} == {
         "repeat_same_process": False,
+        "repeat_same_process_2": False,
         "repeat_new_process": False,
     }
     assert "random_state=None" in report.fixes[0]
@@ -216,6 +223,11 @@ BAD = [
         "svd_solver='magic' is not one of",
     ),
     ("no data", lambda f, p: [], "give an .h5ad file"),
+    ("--out is a folder", lambda f, p: [p, "--out", p.parent], "is a directory, not a file"),
+    ("--out under a file", lambda f, p: [p, "--out", p / "r.md"], "h5ad is not a directory"),
+    # checked before anything else: the missing input is not even looked at
+    ("--out before work", lambda f, p: [p.parent / "nope.h5ad", "--out", p.parent], "directory"),
+    ("timeout not positive", lambda f, p: [p, "--timeout", 0], "positive number of seconds"),
     ("data and pipeline", lambda f, p: [p, "--pipeline", "x.py"], "not both"),
 ]
 
@@ -254,3 +266,139 @@ def test_cli_takes_an_unseeded_call_and_no_gene_mask(tmp_path):
     assert report["input"]["n_vars"] == 150  # every gene, not the HVG subset
     bad = run_cli(path, "--random-state", "abc")
     assert bad.returncode == 2 and "expected an integer or 'none'" in bad.stderr
+
+
+def test_pca_child_that_runs_too_long_is_stopped(pbmc, tmp_path):
+    """--timeout applies to the PCA child processes too: exit 2, one line, nothing left behind."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    proc = run_cli(pbmc, "--timeout", 0.5, env={**os.environ, "TMPDIR": str(tmpdir)})
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert str(pbmc) in line and "did not finish within 0.5 s" in line
+    assert list(tmpdir.iterdir()) == []  # the temporary folder (and the plan in it) is removed
+    if Path("/proc/self/cmdline").exists():
+        time.sleep(0.5)
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):
+                    assert str(tmpdir).encode() not in (entry / "cmdline").read_bytes()
+
+
+# --- tiny and rank-deficient input -------------------------------------------------------------
+
+
+def test_fewer_than_16_cells_shrinks_the_knn_comparison():
+    """kNN with 15 neighbours needs 16 cells: 10 cells compare 9 neighbours, and say so."""
+    import anndata as ad
+
+    from harness.doctor import doctor
+
+    x = np.random.default_rng(0).normal(size=(10, 30)).astype(np.float32)
+    report = doctor(ad.AnnData(X=x), n_comps=5, progress=False)
+    assert report.n_neighbors == 9
+    assert all(
+        e.knn_jaccard is not None for e in report.repeats + report.variations if not e.skipped
+    )
+    assert (
+        "only 10 cells: the kNN comparison uses 9 neighbours instead of 15" in report.to_markdown()
+    )
+
+
+RANK, N_COMPS = 20, 30
+
+
+@pytest.fixture(scope="module")
+def rank_deficient():
+    """200 cells x 60 genes of which 40 are constant (rank 20 once centred), n_comps=30; the
+    matrix sits in a layer and the mask in a column whose names hold a '|'."""
+    import anndata as ad
+
+    from harness.doctor import doctor
+
+    rng = np.random.default_rng(0)
+    x = np.full((200, 60), 1.5, dtype=np.float32)
+    x[:, :RANK] = rng.normal(size=(200, RANK))
+    adata = ad.AnnData(X=np.zeros_like(x))
+    adata.layers["log|norm"] = x
+    adata.var["use|me"] = np.ones(60, dtype=bool)
+    return doctor(adata, layer="log|norm", mask_var="use|me", n_comps=N_COMPS, progress=False)
+
+
+def test_rank_deficient_input_advises_fewer_components(rank_deficient):
+    report = rank_deficient
+    assert report.input.rank == RANK
+    assert report.null_components == list(range(RANK + 1, N_COMPS + 1))
+    assert f"n_comps <= {RANK}" in report.fixes[0]
+    assert not any("scipy#13780" in fix for fix in report.fixes)  # this scipy bundles ARPACK-NG 3.9
+    md = report.to_markdown()
+    assert f"| numerical rank | {RANK} of at most {60}" in md
+    assert f"PCs {RANK + 1}-{N_COMPS} lie beyond the input's numerical rank ({RANK})" in md
+    numbers = [float(v) for v in re.findall(r"\d+(?:\.\d+)?e[+-]\d+", md)]
+    assert numbers and max(numbers) < 1e3, max(numbers)
+    for e in report.repeats + report.variations:
+        assert e.skipped or (e.null_components == N_COMPS - RANK and e.aligned_max_rel_diff < 1e3)
+
+
+def test_markdown_tables_escape_pipes_in_names(rank_deficient):
+    md = rank_deficient.to_markdown()
+    assert "`layers['log\\|norm']`" in md and "`var['use\\|me']`" in md
+    tables: dict[int, set[int]] = {}
+    block = 0
+    for line in md.splitlines():
+        if not line.startswith("|"):
+            block += 1
+            continue
+        tables.setdefault(block, set()).add(len(re.findall(r"(?<!\\)\|", line)))
+    assert len(tables) >= 3 and all(len(counts) == 1 for counts in tables.values()), tables
+
+
+def test_numerical_rank_of_dense_sparse_and_large_matrices(monkeypatch):
+    from scipy import sparse
+
+    from harness.doctor import inputs
+
+    rng = np.random.default_rng(1)
+    x = np.zeros((300, 50))
+    x[:, :12] = rng.normal(size=(300, 12))
+    x[:, 12:24] = x[:, :12] @ rng.normal(size=(12, 12))  # dependent genes add no rank
+    x[:, 24:30] = 3.0  # constant genes: zero once centred
+    assert inputs.numerical_rank(x) == 12
+    assert inputs.numerical_rank(x, center=False) == 13  # the constant direction counts
+    assert inputs.numerical_rank(sparse.csr_matrix(x)) == 12
+    monkeypatch.setattr(inputs, "RANK_SVD_MAX_ELEMENTS", 0)  # the gene-covariance path
+    assert inputs.numerical_rank(x) == 12
+    assert inputs.numerical_rank(sparse.csr_matrix(x)) == 12
+    monkeypatch.setattr(inputs, "RANK_MAX_VARS", 10)
+    assert inputs.numerical_rank(x) is None
+
+
+# --- which repeat fix (no processes) -----------------------------------------------------------
+
+
+def _advice(scipy_version: str, later_agree: bool) -> list[str]:
+    from harness.doctor import advice
+    from harness.doctor.model import Call, Effect
+
+    call = Call(10, "arpack", "arpack", 0, True, None, None)
+    summary = SimpleNamespace(rank=None, kind="scaled", dtype="float32")
+    effects = [
+        Effect(
+            "repeat_same_process", "repeat", "repeat", bitwise=False, comparison={"bitwise": False}
+        ),
+        Effect(
+            "repeat_same_process_2",
+            "repeat",
+            "repeat 2",
+            bitwise=False,
+            same_as_previous=later_agree,
+        ),
+        Effect("repeat_new_process", "repeat", "new", bitwise=False),
+    ]
+    return advice.fixes(call, summary, False, effects, [], scipy_version)
+
+
+def test_first_call_arpack_fix_needs_the_pattern_and_an_old_scipy():
+    assert "scipy#13780" in _advice("1.10.1", later_agree=True)[0]
+    assert not any("scipy#13780" in f for f in _advice("1.17.1", later_agree=True))
+    assert not any("scipy#13780" in f for f in _advice("1.10.1", later_agree=False))

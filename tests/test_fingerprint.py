@@ -20,7 +20,7 @@ def test_fingerprint_records_versions_blas_and_cpu():
 
 
 def test_env_vars_and_threads_from_a_child_process():
-    code = "import json; from harness import fingerprint as f; fp = f.collect(); print(json.dumps([fp['env_vars'], f.threads(fp), f.label(fp)]))"
+    code = "import json; from harness.bench import fingerprint as f; fp = f.collect(); print(json.dumps([fp['env_vars'], f.threads(fp), f.label(fp)]))"
     env = {"PATH": "/usr/bin:/bin", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True

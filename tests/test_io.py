@@ -26,3 +26,26 @@ def test_jsonl_roundtrip_has_no_nan_literals(tmp_path):
     assert "NaN" not in text and "Infinity" not in text
     assert io.read_jsonl(path) == [{"a": None, "b": [1.5, None]}, {"c": "x"}]
     assert json.loads(text.splitlines()[0]) == {"a": None, "b": [1.5, None]}
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b'{"a": 1}\n[1, 2]\n', "line 2: not a JSON object"),
+        (b'{"a": 1}\n{"b": "cut', "line 2: truncated"),
+        (b'{"a": 1}\n{"b" 2}\n', "line 2: not valid JSON"),
+        (b"\xff\xfe\x00binary", "binary file"),
+        (b'{"a": 1' + b"0" * 5000 + b"}\n", "line 1: not valid JSON"),
+    ],
+)
+def test_read_jsonl_names_file_and_line(tmp_path, content, reason):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(io.JSONLinesError, match=reason) as err:
+        io.read_jsonl(path)
+    assert str(path) in str(err.value) and err.value.reason.startswith(reason)
+
+
+def test_read_jsonl_of_a_missing_file(tmp_path):
+    with pytest.raises(io.JSONLinesError, match="cannot read"):
+        io.read_jsonl(tmp_path / "absent.jsonl")

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,9 +21,13 @@ SCRIPTS = Path(__file__).parent / "data" / "pipelines"
 PCA_1, SCALE, PCA_2 = 6, 8, 9
 
 
-def run_cli(*args: object) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: object, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "harness", "doctor", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, check=False, env=env
+    )
 
 
 def test_fixture_lines_are_what_the_test_asserts():
@@ -144,3 +153,116 @@ def test_extra_call_in_one_run_is_a_difference():
     run2 = [*run1, call(1, "tl.leiden", 5, {"X": "a"})]
     diff = first_difference(run1, run2)
     assert diff is not None and diff.function == "tl.leiden" and diff.where == "call"
+
+
+def test_markdown_tables_escape_pipes_in_names():
+    """A layer named 'a|b' changed in place: the table cell shows it, the table keeps 6 columns."""
+    before, after = {"X": "a", "layers/a|b": "1"}, {"X": "a", "layers/a|b": "2"}
+    calls = [
+        call(0, "pp.pca", 3, {"X": "a"}),
+        call(1, "pp.scale", 4, before, after),
+        call(2, "pp.pca", 5, {"X": "b"}),
+    ]
+    md = analyze("script.py", [{"calls": calls}, {"calls": calls}]).to_markdown()
+    rows = [line for line in md.splitlines() if line.startswith("|")]
+    assert rows and all(len(re.findall(r"(?<!\\)\|", line)) == 7 for line in rows), md
+    assert "layers/a\\|b" in md
+
+
+# --- runaway scripts: a time limit, and no process or temporary folder left behind -------------
+
+
+def processes_naming(needle: str) -> list[int]:
+    """PIDs of live processes (other than this one) whose command line contains ``needle``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # ended while we looked
+            continue
+        if needle.encode() in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def gone(needle: str, wait: float = 5.0) -> bool:
+    """Whether no process names ``needle`` within ``wait`` seconds (killed ones take a moment)."""
+    deadline = time.monotonic() + wait
+    while processes_naming(needle):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+@pytest.fixture
+def sandbox(tmp_path) -> tuple[Path, dict[str, str]]:
+    """A private TMPDIR for doctor (to see what it leaves there) and the environment using it."""
+    if not Path("/proc/self/cmdline").exists():
+        pytest.skip("needs /proc to look for leftover processes")
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    return tmpdir, {**os.environ, "TMPDIR": str(tmpdir)}
+
+
+def own_copy(name: str, folder: Path) -> Path:
+    """A copy of a fixture script under a unique path, so its processes can be found by name."""
+    target = folder / name
+    shutil.copy(SCRIPTS / name, target)
+    return target
+
+
+def leftovers(tmpdir: Path) -> list[str]:
+    return sorted(p.name for p in tmpdir.iterdir() if p.name.startswith("harness-"))
+
+
+def test_script_that_never_ends_is_stopped_at_the_timeout(tmp_path, sandbox):
+    tmpdir, env = sandbox
+    script = own_copy("loops_forever.py", tmp_path)
+    started = time.monotonic()
+    proc = run_cli("--pipeline", script, "--timeout", 3, env=env, timeout=60)
+    assert time.monotonic() - started < 20  # interpreter start-up, then 3 s
+    assert proc.returncode == 2
+    (line,) = proc.stderr.strip().splitlines()
+    assert str(script) in line and "did not finish within 3 s" in line
+    assert gone(str(script)), processes_naming(str(script))
+    assert leftovers(tmpdir) == []
+
+
+def test_processes_a_script_leaves_running_are_killed(tmp_path, sandbox):
+    """The sleeper holds the script's output open for 40 s: doctor neither waits for it nor
+    leaves it running."""
+    tmpdir, env = sandbox
+    script = own_copy("forks_sleeper.py", tmp_path)
+    started = time.monotonic()
+    proc = run_cli("--pipeline", script, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - started < 35  # two runs of 40 s each before the fix
+    assert gone(str(script)), processes_naming(str(script))
+    assert leftovers(tmpdir) == []
+
+
+def test_sigterm_to_doctor_kills_the_running_script(tmp_path, sandbox):
+    tmpdir, env = sandbox
+    script = own_copy("loops_forever.py", tmp_path)
+    cmd = [sys.executable, "-m", "harness", "doctor", "--pipeline", str(script)]
+    doctor = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # doctor's own command line names the script too: wait for the tracer running it.
+        running = f"harness.doctor.tracer\0{script.resolve()}"
+        deadline = time.monotonic() + 60
+        while not processes_naming(running) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert processes_naming(running), "the script's process never started"
+        time.sleep(1)  # into the script's endless loop
+        doctor.send_signal(signal.SIGTERM)
+        doctor.wait(timeout=30)
+    finally:
+        if doctor.poll() is None:
+            doctor.kill()
+            doctor.wait()
+    assert doctor.returncode != 0
+    assert gone(str(script)), processes_naming(str(script))
+    assert leftovers(tmpdir) == []

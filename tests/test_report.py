@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ import pytest
 
 from harness.cli import main
 from harness.render import report
+from harness.results import environments
 from harness.results import reader as results
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -43,6 +45,7 @@ def test_report_files(built):
         "crossenv.csv",
         "figures/deviation.png",
         "figures/runtime.png",
+        "manifest.txt",
         "report.html",
         "report.md",
         "stability.csv",
@@ -188,3 +191,130 @@ def test_html_renders_in_chromium(built, browser):
     assert all(i["complete"] and i["w"] > 100 and i["h"] > 100 and i["shown"] > 0 for i in images)
     text = browser.find_element("tag name", "body").text
     assert "Δ threads" in text and "verdict" in text and "Cross-environment deviation" in text
+
+
+# --- ids, plain-text figure labels, the output folder (issues #11, #16) ------------------------------
+
+
+def _hostile_copy(folder: Path, tmp_path: Path, value: str) -> Path:
+    """The results with the dataset parameter renamed to ``value`` and no artifacts (the heatmap
+    then draws the stability tables' configurations, parameter values included)."""
+    copy = tmp_path / "results"
+    shutil.copytree(folder, copy)
+    for art in copy.glob("*/harness/*/artifacts"):
+        shutil.rmtree(art)
+    quoted = json.dumps(repr(value)[1:-1])[1:-1]  # asv keeps repr(value) as a JSON string
+    for path in copy.rglob("*.json"):
+        path.write_text(path.read_text().replace("pbmc68k_reduced", quoted))
+    return copy
+
+
+def test_mathtext_in_a_parameter_is_drawn_as_plain_text(folder, tmp_path, capsys):
+    copy = _hostile_copy(folder, tmp_path, "$\\foo{$")
+    out = tmp_path / "out"
+    assert main(["report", str(copy), str(out)]) == 0, capsys.readouterr().err
+    assert (out / "figures" / "deviation.png").is_file()
+    assert (out / "figures" / "runtime.png").is_file()
+    assert "$\\foo{$" in (out / "stability.csv").read_text()
+
+
+def test_figures_use_the_folders_environment_ids(folder, tmp_path):
+    copy = _hostile_copy(folder, tmp_path, "pbmc68k_reduced")  # the table heatmap, no artifacts
+    out = tmp_path / "out"
+    assert main(["report", str(copy), str(out)]) == 0
+    md = (out / "report.md").read_text()
+    ids = set(environments.ids(results.scan(copy, warn=lambda line: None)).values())
+    runtime = md.split("![Runtime by solver and layout]")[1].split("\n\n")[1]
+    shown = set(re.findall(r"\b([A-Z]\d+) = ", runtime))
+    assert shown and shown <= ids
+
+
+def _report_files(out: Path) -> list[str]:
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+
+
+def test_a_reused_folder_holds_only_the_new_report(built, tmp_path):
+    out = tmp_path / "reused"
+    shutil.copytree(built, out)
+    write_result(
+        tmp_path / "foreign" / "m", "a.json", {"x.Suite.time_a": [[0.25, None], [["1", "2"]]]}
+    )
+    assert main(["report", str(tmp_path / "foreign"), str(out)]) == 0
+    assert "crossenv.csv" not in _report_files(out) and not (out / "figures").exists()
+    assert "x.Suite.time_a" in (out / "report.html").read_text()
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_folder_with_other_files_is_refused(folder, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    assert main(["report", str(folder), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "notes.txt" in err and "Traceback" not in err
+    assert _report_files(out) == ["notes.txt"] and (out / "notes.txt").read_text() == "keep me"
+
+
+def test_an_outdir_below_a_file_fails_before_any_work(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    missing = tmp_path / "no-results"  # reading it would fail: the output check comes first
+    assert main(["report", str(missing), str(tmp_path / "file" / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "file" in err and "no-results" not in err
+
+
+def test_a_failed_write_leaves_the_previous_report_whole(
+    folder, built, tmp_path, monkeypatch, capsys
+):
+    out = tmp_path / "previous"
+    shutil.copytree(built, out)
+    before = tree_digest(out)
+    real, calls = Path.write_bytes, []
+
+    def failing(self, data):
+        calls.append(self)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", failing)
+    assert main(["report", str(folder), str(out)]) == 2
+    monkeypatch.undo()
+    assert "No space left" in capsys.readouterr().err
+    assert tree_digest(out) == before
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_report_without_a_manifest_is_still_replaced(folder, built, tmp_path):
+    """Reports written before the manifest existed are recognised by their file names."""
+    out = tmp_path / "older"
+    shutil.copytree(built, out)
+    (out / "manifest.txt").unlink()
+    assert main(["report", str(folder), str(out)]) == 0
+    assert tree_digest(out) == tree_digest(built)
+
+
+def test_a_killed_report_leaves_no_temporary_files(folder, built, tmp_path):
+    """SIGTERM in the middle of writing: the previous report stays whole, nothing is left over."""
+    out = tmp_path / "previous"
+    shutil.copytree(built, out)
+    before = tree_digest(out)
+    script = f"""
+import os, signal, sys
+from pathlib import Path
+real, calls = Path.write_bytes, []
+def killing(self, data):
+    calls.append(self)
+    if len(calls) == 3:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return real(self, data)
+Path.write_bytes = killing
+from harness.cli import main
+sys.exit(main(["report", {str(folder)!r}, {str(out)!r}]))
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 130, run.stderr
+    assert tree_digest(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["previous"]

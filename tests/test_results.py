@@ -1,4 +1,4 @@
-"""harness.results.reader: any asv results folder into pandas, bad input skipped with one line each."""
+"""harness.results (reader, asvfiles, frame, sidecars, runs): any asv results folder into pandas, bad input skipped with one line each."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness.results import asvfiles, problems, runs
 from harness.results import reader as results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -258,7 +259,7 @@ def test_empty_folder_gives_empty_frame(tmp_path):
 
 def test_parallel_equals_serial(folder, monkeypatch):
     monkeypatch.setenv("HARNESS_WORKERS", "2")
-    assert results._workers(4) == 2
+    assert asvfiles.workers(4) == 2
     parallel = results.scan(folder, warn=pytest.fail).frame
     serial = results.scan(folder, warn=pytest.fail, parallel=False).frame
     pd.testing.assert_frame_equal(parallel, serial)
@@ -369,7 +370,7 @@ def test_broken_benchmarks_json_and_record(copy):
 
 def test_default_warning_category(copy):
     (copy / "machine00" / "zz-bad.json").write_text("")
-    with pytest.warns(results.ResultsWarning, match="zz-bad.json: empty file"):
+    with pytest.warns(problems.ResultsWarning, match="zz-bad.json: empty file"):
         results.load_results(copy)
 
 
@@ -380,16 +381,16 @@ def test_run_infos_and_selectors(folder):
     loaded = results.scan(folder, warn=pytest.fail)
     infos = loaded.infos()
     assert len(infos) == 4
-    labels = results.unique_labels(infos)
+    labels = runs.unique_labels(infos)
     assert len(set(labels.values())) == 4
     assert not any("virtualenv-py" in v for v in labels.values())  # never asv's names
     first = infos[0]
     scanpy = dict(first.packages)["scanpy"]
-    assert first in results.select(f"scanpy={scanpy}", infos)
-    assert results.select(first.commit[:8], infos) == [first]
-    assert results.select(f"{first.machine}/{first.env_name}", infos) == [first]
-    assert results.select("sklearn=0.0.0", infos) == []
-    assert results.matches(f"sklearn={dict(first.packages)['scikit-learn']}", first)
+    assert first in runs.select(f"scanpy={scanpy}", infos)
+    assert runs.select(first.commit[:8], infos) == [first]
+    assert runs.select(f"{first.machine}/{first.env_name}", infos) == [first]
+    assert runs.select("sklearn=0.0.0", infos) == []
+    assert runs.matches(f"sklearn={dict(first.packages)['scikit-learn']}", first)
 
 
 def test_label_without_fingerprint_names_what_asv_requested(tmp_path):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -14,9 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.analysis import compare, crossenv, tables
+from harness.analysis import runs, tables
 from harness.cli import main
+from harness.commands import check_writable
+from harness.commands.compare import compare_of
+from harness.commands.crossenv import crossenv_of
+from harness.errors import HarnessError
+from harness.render import crossenv as render_crossenv
+from harness.results import environments
 from harness.results import reader as results
+from harness.vocabulary import IDENTICAL_CALLS
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
@@ -87,10 +96,33 @@ def test_vectorized_verdicts_agree_with_the_rule():
     assert tables.worst([None, "skipped"]) is None
 
 
-def test_checks_match_the_suite():
-    from harness.bench import stability
+def test_scalar_and_vectorised_verdicts_agree_on_a_grid():
+    grid = itertools.product(
+        [0.0, 1e-7, 1e-6, 2e-6, 1e-3, math.nan, math.inf],
+        [True, False, None],
+        [0, 1, 3, None],
+        [0.0, 1e-6, 1e-3],
+        [None, "threads", *IDENTICAL_CALLS],
+    )
+    cases = list(grid)
+    nan = np.nan
+    dev = np.array([c[0] for c in cases])
+    bit = np.array([1.0 if c[1] else (0.0 if c[1] is False else nan) for c in cases])
+    une = np.array([nan if c[2] is None else float(c[2]) for c in cases])
+    no = np.zeros(len(cases), dtype=bool)
+    for tol in (0.0, 1e-6, 1e-3):
+        for check in (None, "threads", *IDENTICAL_CALLS):
+            vec = tables.verdicts(dev, no, no, bit, une, tol, check)
+            for case, got in zip(cases, vec, strict=True):
+                scalar = tables.verdict(
+                    case[0], bitwise=case[1], n_unexplained=case[2], tolerance=tol, check=check
+                )
+                assert scalar == got, (case, tol, check)
 
-    assert tables.CHECKS == stability.CHECKS
+
+def test_checks_match_the_suite():
+    suite = (ROOT / "benchmarks" / "stability.py").read_text()
+    assert tuple(re.findall(r"def track_(\w+)\(", suite)) == tables.CHECKS
 
 
 # --- the stability table ---------------------------------------------------------------------------
@@ -230,7 +262,7 @@ def test_cli_table_formats(folder, tmp_path, capsys, fmt):
     if fmt == "md":
         assert text.count("| dataset | layout | dtype | solver |") == 10
         assert "Δ threads" in text and "verdict" in text and "virtualenv-py" in text
-        assert "## scanpy " in text
+        assert re.search(r"^## E\d+: scanpy ", text, re.MULTILINE)
     elif fmt == "csv":
         rows = list(csv.DictReader(io.StringIO(text)))
         assert len(rows) == 240 and "dev_threads" in rows[0] and "run" not in rows[0]
@@ -270,8 +302,8 @@ def test_generic_table_for_other_suites(tmp_path, capsys):
 # --- cross-environment ----------------------------------------------------------------------------
 
 
-def test_crossenv_pairs(folder):
-    result = crossenv.crossenv(folder, warn=pytest.fail)
+def test_crossenv_pairs(loaded):
+    result = crossenv_of(loaded, warn=pytest.fail)
     assert len(result.envs) == 10
     assert all("virtualenv" not in e["label"] for e in result.envs)
     assert len({e["label"] for e in result.envs}) == 10  # disambiguated by machine
@@ -300,14 +332,13 @@ def _kind(env: dict) -> str:
     return gen.ARTIFACT_KIND.get(index, "same")
 
 
-def test_crossenv_baseline_and_render(folder, capsys):
-    result = crossenv.crossenv(
-        folder, baseline="machine00/" + crossenv.crossenv(folder).envs[0]["env_name"]
-    )
-    assert result.baseline == "E1"
-    assert set(result.pairs["a"]) == {"E1"} and len(result.pairs) == 9 * 16
-    md = crossenv.to_markdown(result)
-    assert "Baseline: E1." in md and "| E1 |" in md
+def test_crossenv_baseline_and_render(folder, loaded, capsys):
+    first = crossenv_of(loaded).envs[0]
+    result = crossenv_of(loaded, baseline=f"{first['machine']}/{first['env_name']}")
+    assert result.baseline == first["id"]
+    assert set(result.pairs["a"]) == {first["id"]} and len(result.pairs) == 9 * 16
+    md = render_crossenv.to_markdown(result)
+    assert f"Baseline: {first['id']}." in md and f"| {first['id']} |" in md
     assert main(["crossenv", str(folder), "--baseline", "no-such-env"]) == 2
     assert "matches no environment" in capsys.readouterr().err
     assert main(["crossenv", str(folder), "--baseline", "scanpy=1.11.5"]) == 2
@@ -350,16 +381,14 @@ def _selector(env_index: int) -> str:
 
 
 def test_compare_numerical_change_and_sign_convention(loaded):
-    same = compare.compare_runs(loaded, _selector(0), _selector(1), machine="machine00")
+    same = compare_of(loaded, _selector(0), _selector(1), machine="machine00")
     assert set(same.numerical["change"]) == {"none (bitwise)"}
-    flip = compare.compare_runs(loaded, _selector(0), _selector(3), machine="machine00")
+    flip = compare_of(loaded, _selector(0), _selector(3), machine="machine00")
     assert set(flip.numerical["change"]) == {"sign convention"}
     assert not any("numerically" in f for f in flip.failures)
-    strict = compare.compare_runs(
-        loaded, _selector(0), _selector(3), machine="machine00", fail_on_sign=True
-    )
+    strict = compare_of(loaded, _selector(0), _selector(3), machine="machine00", fail_on_sign=True)
     assert any("sign convention" in f for f in strict.failures)
-    changed = compare.compare_runs(loaded, _selector(0), _selector(4), machine="machine00")
+    changed = compare_of(loaded, _selector(0), _selector(4), machine="machine00")
     assert set(changed.numerical["change"]) == {"values changed"}
     assert any("changed numerically beyond 1e-06" in f for f in changed.failures)
     assert changed.significance.startswith("asv compare's test")
@@ -401,7 +430,7 @@ def test_compare_slowdown_gates(tmp_path):
         requirements={"scanpy": "1.11.5"},
     )
     loaded = results.scan(tmp_path / "results", warn=pytest.fail)
-    result = compare.compare_runs(loaded, "scanpy=1.10.4", "scanpy=1.11.5", factor=1.1)
+    result = compare_of(loaded, "scanpy=1.10.4", "scanpy=1.11.5", factor=1.1)
     marks = dict(
         zip(
             result.runtime["benchmark"],
@@ -503,15 +532,75 @@ def test_real_suite_results(asv_smoke, tmp_path):
 def test_newest_runs_selection():
     keys = [("m", "c1", "e"), ("m", "c2", "e"), ("m", "c1", "f"), ("n", "c1", "e")]
     dates = {("m", "c1", "e"): 1.0, ("m", "c2", "e"): 2.0, ("m", "c1", "f"): 5.0}
-    assert crossenv.newest_runs(keys, dates) == [
+    assert runs.newest(keys, dates) == [
         ("m", "c1", "f"),
         ("m", "c2", "e"),
         ("n", "c1", "e"),
     ]
-    assert crossenv.newest_runs(keys, dates, commit="c1") == [
+    assert runs.newest(keys, dates, commit="c1") == [
         ("m", "c1", "e"),
         ("m", "c1", "f"),
         ("n", "c1", "e"),
     ]
-    assert crossenv.newest_runs(keys, dates, machine="n") == [("n", "c1", "e")]
-    assert len(crossenv.newest_runs(keys, dates, all_commits=True)) == 4
+    assert runs.newest(keys, dates, machine="n") == [("n", "c1", "e")]
+    assert len(runs.newest(keys, dates, all_commits=True)) == 4
+
+
+def test_one_id_per_environment_in_every_view(folder, loaded, capsys):
+    """The table's headings, crossenv's environments and compare's sides use the folder's ids."""
+    ids = environments.ids(loaded)
+    cross = crossenv_of(loaded)
+    assert {e["id"] for e in cross.envs} <= set(ids.values())
+    for e in cross.envs:
+        assert ids[(e["machine"], e["commit"], e["env_name"])] == e["id"]
+    assert main(["table", str(folder), "--format", "json"]) == 0
+    obj = json.loads(capsys.readouterr().out)
+    for env in obj["environments"]:
+        assert env["id"] == ids[(env["machine"], env["commit"], env["env_name"])]
+    numbers = [int(env["id"][1:]) for env in obj["environments"]]
+    assert numbers == sorted(numbers)
+    result = compare_of(loaded, _selector(0), _selector(4), machine="machine00")
+    a = result.a_runs[0]
+    assert result.ids[a.key] == ids[a.key]
+    assert main(["compare", _selector(0), _selector(4), "--results", str(folder),
+                 "--machine", "machine00"]) == 1  # fmt: skip
+    assert f"{ids[a.key]}: {a.label}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["table", "crossenv", "compare", "writeup", "doctor"])
+def test_unwritable_out_fails_before_any_work(tmp_path, capsys, command):
+    """Issue #16 case 12: --out a directory, or a path under a file: exit 2, one line, and the
+    inputs are never read (here they do not even exist)."""
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    args = {
+        "compare": ["compare", "a", "b", "--results", str(tmp_path / "none")],
+        "doctor": ["doctor", str(tmp_path / "none.h5ad")],
+    }.get(command, [command, str(tmp_path / "none")])
+    for out in (tmp_path, a_file / "out.md"):
+        assert main([*args, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1, err
+        assert str(out) in err and "none" not in err.replace(str(out), "")
+    assert a_file.read_text() == "x" and sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
+
+
+def test_report_outdir_under_a_file_fails_before_any_work(tmp_path, capsys):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    assert main(["report", str(tmp_path / "none"), str(a_file / "report")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "is not a directory" in err
+
+
+def test_check_writable(tmp_path):
+    check_writable(None)
+    check_writable(tmp_path / "new" / "deeper" / "out.md")
+    check_writable(tmp_path, directory=True)
+    with pytest.raises(HarnessError, match="is a directory"):
+        check_writable(tmp_path)
+    (tmp_path / "f").write_text("")
+    with pytest.raises(HarnessError, match="not a directory"):
+        check_writable(tmp_path / "f" / "x")
+    with pytest.raises(HarnessError, match="not a directory"):
+        check_writable(tmp_path / "f", directory=True)

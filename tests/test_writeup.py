@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.analysis import study as analysis
 from harness.bench import store
 from harness.cli import main
 from harness.render import writeup
@@ -54,11 +55,11 @@ def _raw_records(study: writeup.Study, check: str) -> list[dict]:
 def test_bitwise_counts_match_the_raw_records(published, check):
     recs = [r for r in _raw_records(published, check) if r.get("status") == "ok"]
     bitwise = sum(bool(r["comparison"]["bitwise"]) for r in recs)
-    assert writeup.findings(published)[f"{check}_bitwise"] == (bitwise, len(recs))
+    assert analysis.findings(published)[f"{check}_bitwise"] == (bitwise, len(recs))
 
 
 def test_the_study_spans_what_the_issue_asks(published):
-    cov = writeup.coverage(published.envs)
+    cov = analysis.coverage(published.envs)
     assert len(cov["scanpy"]) >= 3
     assert len(cov["scikit-learn"]) >= 4
     assert len(cov["numpy"]) >= 3
@@ -158,7 +159,7 @@ def test_one_thread_runs_have_no_all_cores_column(published):
     ],
 )
 def test_implementation_is_numpys_blas_family(blas, family):
-    assert writeup.implementation({"blas": blas}) == family
+    assert environments.implementation({"blas": blas}) == family
 
 
 def test_every_environment_of_the_matrix_is_accounted_for(published):
@@ -171,3 +172,41 @@ def test_every_environment_of_the_matrix_is_accounted_for(published):
     assert with_results | set(without) == matrix
     assert not with_results & set(without)
     assert set(without.values()) <= {"failed to install", "backend unavailable", "not run yet"}
+
+
+# --- hostile input (issue #16, case 9) ------------------------------------------------------------
+
+
+@pytest.fixture
+def results_copy(tmp_path):
+    """A copy of the committed results (and the matrix beside them): the tests corrupt it,
+    never results/ itself."""
+    copy = tmp_path / "results"
+    shutil.copytree(RESULTS, copy)
+    shutil.copy(ROOT / "asv.conf.json", tmp_path)
+    return copy
+
+
+@pytest.mark.parametrize(
+    "pin",
+    [b"", b"\xff\xfe\x00\x81binary", b"[1, 2]\n", b'{"commit": 123}\n', b'"2fe4401f"\n'],
+    ids=["empty", "binary", "list", "int-commit", "string"],
+)
+def test_corrupt_study_pin_is_one_line_and_exit_2(results_copy, pin, capsys):
+    (path,) = results_copy.glob("*/harness/study/study.jsonl")
+    path.write_bytes(pin)
+    assert main(["writeup", str(results_copy)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "study.jsonl" in err
+
+
+def test_an_input_line_that_is_not_one_is_skipped_with_a_warning(results_copy, tmp_path, capsys):
+    inputs = sorted(results_copy.glob("*/harness/*/inputs.jsonl"))[0]
+    with inputs.open("a") as fh:
+        fh.write("{}\n")
+    out = tmp_path / "README.md"
+    assert main(["writeup", str(results_copy), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert str(inputs) in err and "Traceback" not in err
+    assert out.read_text() == (RESULTS / "README.md").read_text()

@@ -230,9 +230,7 @@ def hook() -> None:
 # Written into an environment's site-packages by setup_backends: site.py runs lines starting with
 # 'import' at every interpreter start, before asv_runner (through pympler) imports numpy.
 PTH_NAME = "harness_blas.pth"
-PTH_LINE = (
-    f"import os; os.environ.get({ENV!r}) and __import__('harness.bench.backends').backends.hook()\n"
-)
+PTH_LINE = f"import os; os.environ.get({ENV!r}) and __import__('harness.bench.backends').bench.backends.hook()\n"
 
 
 def _kind(path: str) -> str | None:

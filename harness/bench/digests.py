@@ -17,7 +17,10 @@ At 12 + 12 rows x 50 components x 8 bytes plus the variance and metadata a diges
 
 from __future__ import annotations
 
+import io as stdio
 import json
+import math
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +31,7 @@ import numpy as np
 from harness import io
 from harness.bench import store
 from harness.bench.pca import PCAResult
+from harness.vocabulary import CONFIG_KEYS, HARNESS_DIR
 
 N_CELLS = 12
 N_GENES = 12
@@ -115,24 +119,161 @@ def save(digest: Digest, path: Path) -> None:
         )
 
 
+#: The most a digest may unpack to. A real one is about 12 kB (24 rows x 50 components of
+#: float64 plus the variance and metadata); the bound leaves room for several hundred
+#: components while a zip crafted to unpack to gigabytes is refused before it is read.
+MAX_UNPACKED_BYTES = 16 << 20
+_ARRAYS = ("meta", "embedding", "loadings", "variance", "variance_ratio", "cells", "genes")
+#: What :class:`harness.bench.stability.Condition` writes: threads (None: the environment's
+#: default), seed, process and the n-th call of a repeat.
+_CONDITION = {
+    "threads": lambda v: v is None or _is_int(v),
+    "random_state": lambda v: _is_int(v),
+    "process": lambda v: isinstance(v, str),
+    "index": lambda v: _is_int(v),
+}
+_HEADERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
 def load(path: Path) -> Digest:
-    """Read one digest; raises ValueError (with the reason) for anything that is not one."""
+    """Read one digest; raises ValueError (with the reason) for anything that is not one.
+
+    Checked once, here: a zip of at most :data:`MAX_UNPACKED_BYTES` holding the arrays
+    :func:`save` writes, metadata naming the run, finite float rows whose shapes agree with the
+    metadata, integer cell and gene indices.
+    """
+    arrays = _read_arrays(path)
     try:
-        with np.load(path, allow_pickle=False) as z:
-            raw = z["meta"]
-            meta = json.loads(str(raw) if raw.dtype.kind == "U" else raw.tobytes().decode())
-            sample = PCAResult(z["embedding"], z["loadings"], z["variance"], z["variance_ratio"])
-            cells, genes = z["cells"], z["genes"]
-    except (OSError, KeyError, ValueError, EOFError) as err:
-        raise ValueError(f"not a harness artifact ({type(err).__name__}: {err})") from None
+        meta = json.loads(arrays["meta"].tobytes().decode())
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise ValueError("not a harness artifact (metadata is not JSON)") from None
+    meta = _checked_meta(meta)
+    sample = PCAResult(
+        arrays["embedding"], arrays["loadings"], arrays["variance"], arrays["variance_ratio"]
+    )
+    _check_arrays(sample, arrays["cells"], arrays["genes"], meta["shape"])
     key = store.RunKey(meta["machine"], meta["commit"], meta["env_name"])
     return Digest(
-        key, meta["params"], meta["condition"], meta["sha256"], meta["shape"], sample, cells, genes
+        key,
+        meta["params"],
+        meta["condition"],
+        meta["sha256"],
+        meta["shape"],
+        sample,
+        arrays["cells"],
+        arrays["genes"],
     )
 
 
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a digest file, checking first what the zip and each header say they hold."""
+    try:
+        raw = io.read_regular(path, MAX_UNPACKED_BYTES)
+    except io.UnreadableError as err:
+        raise ValueError(f"not a harness artifact ({err.reason})") from None
+    try:
+        with zipfile.ZipFile(stdio.BytesIO(raw)) as zf:
+            unpacked = sum(m.file_size for m in zf.infolist())
+            if unpacked > MAX_UNPACKED_BYTES:
+                raise ValueError(
+                    f"unpacks to {unpacked:,} bytes, "
+                    f"more than the {MAX_UNPACKED_BYTES:,} a digest may hold"
+                )
+            arrays = {k: _read_member(zf, f"{k}.npy") for k in _ARRAYS}
+    except KeyError as err:
+        raise ValueError(f"not a harness artifact (no array {err})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"not a harness artifact ({err})") from None
+    if arrays["meta"].dtype != np.uint8 or arrays["meta"].ndim != 1:
+        raise ValueError("not a harness artifact (metadata is not bytes)")
+    return arrays
+
+
+def _read_member(zf: zipfile.ZipFile, name: str) -> np.ndarray:
+    """One .npy member; ValueError when its header claims more data than the member stores
+    (numpy would allocate the claimed size before reading) or an object array."""
+    info = zf.getinfo(name)
+    with zf.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version not in _HEADERS:
+            raise ValueError(f"{name}: .npy format version {version} is not numpy's")
+        shape, fortran, dtype = _HEADERS[version](fh)
+        size = math.prod(shape) * dtype.itemsize
+        if dtype.hasobject or size > info.file_size:
+            raise ValueError(f"{name}: the header claims more than the member holds")
+        data = fh.read(size)
+    if len(data) != size:
+        raise ValueError(f"{name}: truncated")
+    return np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
+
+
+def _checked_meta(meta: Any) -> dict[str, Any]:
+    """The metadata of a digest, or ValueError naming what is missing or of the wrong type."""
+    if not isinstance(meta, dict):
+        raise ValueError("not a harness artifact (metadata is not a JSON object)")
+    for k in ("machine", "commit", "env_name"):
+        if not isinstance(meta.get(k), str) or not meta[k]:
+            raise ValueError(f"not a harness artifact (metadata without {k!r})")
+    for k in ("params", "condition", "sha256", "shape"):
+        if not isinstance(meta.get(k), dict):
+            raise ValueError(f"not a harness artifact (metadata without a {k!r} object)")
+    params, condition = meta["params"], meta["condition"]
+    for k in CONFIG_KEYS:
+        if not isinstance(params.get(k), str):
+            raise ValueError(f"not a harness artifact (params.{k} is not a name)")
+    plain = (str, int, float, bool, type(None))
+    if not all(isinstance(v, plain) for v in (*params.values(), *condition.values())):
+        raise ValueError("not a harness artifact (a parameter that is not a plain value)")
+    for k, check in _CONDITION.items():
+        if k not in condition or not check(condition[k]):
+            raise ValueError(f"not a harness artifact (condition.{k} missing or of the wrong type)")
+    if sorted(meta["sha256"]) != ["embedding", "loadings", "variance"] or not all(
+        isinstance(v, str) for v in meta["sha256"].values()
+    ):
+        raise ValueError("not a harness artifact (sha256 is not three hex digests)")
+    shape = meta["shape"]
+    if not all(type(shape.get(k)) is int and shape[k] > 0 for k in ("n_obs", "n_vars", "n_comps")):
+        raise ValueError("not a harness artifact (shape without positive n_obs, n_vars, n_comps)")
+    return meta
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int and -(1 << 63) <= v < 1 << 63
+
+
+def _check_arrays(
+    sample: PCAResult, cells: np.ndarray, genes: np.ndarray, shape: dict[str, int]
+) -> None:
+    """ValueError unless the rows are finite floats whose shapes fit the indices and metadata."""
+    k = shape["n_comps"]
+    expected = {
+        "embedding": (len(cells), k),
+        "loadings": (len(genes), k),
+        "variance": (k,),
+        "variance_ratio": (k,),
+    }
+    for name, want in expected.items():
+        arr = getattr(sample, name)
+        if arr.dtype.kind != "f" or arr.shape != want:
+            raise ValueError(
+                f"not a harness artifact ({name} is {arr.dtype} {arr.shape}, expected float {want})"
+            )
+        if not np.isfinite(arr).all():
+            raise ValueError(f"not a harness artifact ({name} holds NaN or infinity)")
+    for name, idx, n in (("cells", cells, shape["n_obs"]), ("genes", genes, shape["n_vars"])):
+        if (
+            idx.dtype.kind not in "iu"
+            or idx.ndim != 1
+            or (idx.size and not 0 <= idx.min() <= idx.max() < n)
+        ):
+            raise ValueError(f"not a harness artifact ({name} are not indices below {n})")
+
+
 def iter_paths(results_dir: Path) -> Iterator[Path]:
-    yield from sorted(Path(results_dir).glob(f"*/{store.HARNESS_DIR}/*/artifacts/*.npz"))
+    yield from sorted(Path(results_dir).glob(f"*/{HARNESS_DIR}/*/artifacts/*.npz"))
 
 
 def load_all(results_dir: Path, warn: Callable[[str], None] | None = None) -> list[Digest]:

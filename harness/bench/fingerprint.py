@@ -93,13 +93,18 @@ THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 def threads(fp: dict[str, Any]) -> int | None:
-    """The BLAS thread count the environment ran with (env var if set, else threadpoolctl's)."""
+    """The BLAS thread count the environment ran with (env var if set, else threadpoolctl's).
+
+    ``fp`` is read back from disk: :mod:`harness.results.sidecars` has checked its types, and a
+    pool without a thread count says nothing here.
+    """
     env = fp.get("env_vars") or {}
     for key in THREAD_VARS:
-        if env.get(key, "").isdigit():
+        if str(env.get(key, "")).isdigit():
             return int(env[key])
     pools = [p for p in fp.get("threadpools") or [] if p.get("user_api") == "blas"]
-    return int(pools[0]["num_threads"]) if pools else None
+    n = pools[0].get("num_threads") if pools else None
+    return n if type(n) is int else None
 
 
 def label(fp: dict[str, Any]) -> str:
@@ -125,6 +130,6 @@ def label(fp: dict[str, Any]) -> str:
     parts += [f"{k}={env[k]}" for k in ("OPENBLAS_CORETYPE", "MKL_CBWR") if env.get(k)]
     n = threads(fp)
     if n is not None:
-        by_env = any(env.get(k, "").isdigit() for k in THREAD_VARS)
+        by_env = any(str(env.get(k, "")).isdigit() for k in THREAD_VARS)
         parts.append(f"{n} thread" + ("s" if n != 1 else "") + (" (env)" if by_env else ""))
     return " · ".join(parts) if parts else "unknown environment"

@@ -25,16 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import io
+from harness.vocabulary import HARNESS_DIR, run_folder_name
 
-HARNESS_DIR = "harness"
 _SAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
-
-
-def env_key(env_name: str) -> str:
-    """A folder-safe name for an environment; long names are hashed as asv does for its files."""
-    if len(env_name) >= 100:
-        return "env-" + hashlib.md5(env_name.encode()).hexdigest()
-    return _SAFE.sub("_", env_name)
 
 
 def params_key(params: dict[str, Any]) -> str:
@@ -54,7 +47,7 @@ class RunKey:
 
     def folder(self, results_dir: Path) -> Path:
         return (
-            results_dir / self.machine / HARNESS_DIR / f"{self.commit[:8]}-{env_key(self.env_name)}"
+            results_dir / self.machine / HARNESS_DIR / run_folder_name(self.commit, self.env_name)
         )
 
     def to_dict(self) -> dict[str, str]:

@@ -2,8 +2,12 @@
 
 ``harness.doctor(adata_or_path, ...)`` runs the diagnosis (:mod:`harness.doctor.api`); the
 package itself is callable so that ``import harness.doctor`` does not hide that function.
-Submodules: ``api`` (the diagnosis), ``inputs`` (checks of the matrix PCA sees), ``pipeline``
-(``--pipeline``: a user's script run twice) and ``tracer`` (that script's child process).
+Submodules: ``api`` (``doctor()``, its report and the command line), ``inputs`` (checks of the
+matrix PCA sees), ``model`` (the call, a variation, an effect), ``plan`` (which variations run),
+``child`` (the PCA child processes), ``process`` (process groups, time limit, clean-up),
+``effects`` (each run compared with the baseline), ``advice`` (the fixes), ``markdown`` (the
+report as Markdown), ``pipeline`` (``--pipeline``: a user's script run twice) and ``tracer``
+(that script's child process).
 """
 
 from __future__ import annotations

@@ -10,12 +10,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anndata as ad
 import numpy as np
+from scipy import sparse
 
+from harness.bench.datasets import DatasetUnavailable, check_matrix, matrix_sha256
 from harness.errors import HarnessError
 
 #: The var column scanpy's ``pp.pca`` uses as mask when ``mask_var`` is not given.
 HVG = "highly_variable"
+#: Up to this many matrix elements the rank comes from an SVD of the matrix itself.
+RANK_SVD_MAX_ELEMENTS = 4_000_000
+#: Above this many (non-constant) genes the rank is not computed: the gene covariance it needs
+#: would take 8 * n_vars**2 bytes (512 MB at 8,000).
+RANK_MAX_VARS = 8_000
+#: Rows per block when the gene covariance is accumulated (blocks of at most ~32 MB in float64).
+_BLOCK_ELEMENTS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -36,12 +46,13 @@ class InputSummary:
     kind_evidence: str
     sha256: str
     notes: list[str] = field(default_factory=list)
+    #: Numerical rank of the matrix PCA decomposes (centred when ``centered``); None: not computed.
+    rank: int | None = None
+    centered: bool = True
 
 
 def read_h5ad(path: str | os.PathLike[str]):
     """Read an .h5ad file, or raise HarnessError saying why it cannot be read."""
-    import anndata as ad
-
     p = Path(path)
     if not p.exists():
         raise HarnessError(f"{p}: no such file")
@@ -94,8 +105,6 @@ def resolve_mask(adata, mask_var: Any, what: str) -> tuple[str | None, np.ndarra
 
 def layout_of(x) -> str:
     """'dense', 'csr', 'csc' or the sparse format name."""
-    from scipy import sparse
-
     return x.format if sparse.issparse(x) else "dense"
 
 
@@ -105,8 +114,6 @@ def masked(x, mask: np.ndarray | None):
 
 
 def _finite_counts(x) -> tuple[int, int]:
-    from scipy import sparse
-
     values = x.data if sparse.issparse(x) else np.asarray(x)
     if not np.issubdtype(values.dtype, np.floating):
         return 0, 0
@@ -115,8 +122,6 @@ def _finite_counts(x) -> tuple[int, int]:
 
 def check_values(x, what: str, n_comps: int) -> None:
     """HarnessError for an empty matrix, NaN/inf, or n_comps not in [1, min(shape))."""
-    from harness.bench.datasets import DatasetUnavailable, check_matrix
-
     if min(x.shape) == 0:
         raise HarnessError(f"{what}: the matrix is empty ({x.shape[0]} x {x.shape[1]})")
     n_nan, n_inf = _finite_counts(x)
@@ -131,8 +136,6 @@ def check_values(x, what: str, n_comps: int) -> None:
 
 
 def _gene_moments(x) -> tuple[np.ndarray, np.ndarray]:
-    from scipy import sparse
-
     if sparse.issparse(x):
         mean = np.asarray(x.mean(axis=0, dtype=np.float64)).ravel()
         sq = np.asarray(x.multiply(x).mean(axis=0, dtype=np.float64)).ravel()
@@ -142,8 +145,6 @@ def _gene_moments(x) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _values(x) -> np.ndarray:
-    from scipy import sparse
-
     return x.data if sparse.issparse(x) else np.asarray(x).ravel()
 
 
@@ -182,14 +183,72 @@ def _constant(sums: np.ndarray) -> bool:
     return m > 0 and float(np.abs(sums - m).max()) <= 1e-3 * m
 
 
+def _varying_columns(x, center: bool) -> np.ndarray:
+    """Columns that are not exactly zero in the matrix PCA decomposes (constant ones are, once
+    centred): dropping them first keeps the rank exact for constant genes and the covariance small.
+    """
+    hi = x.max(axis=0)
+    lo = x.min(axis=0)
+    hi, lo = (np.asarray(v.toarray() if sparse.issparse(v) else v).ravel() for v in (hi, lo))
+    return hi != lo if center else (hi != 0) | (lo != 0)
+
+
+def _gene_covariance(x, center: bool) -> np.ndarray:
+    """(X - mean)^T (X - mean) in float64 (uncentred without ``center``), accumulated in row blocks."""
+    n_obs, n_vars = x.shape
+    mean = np.asarray(x.mean(axis=0, dtype=np.float64)).ravel() if center else np.zeros(n_vars)
+    cov = np.zeros((n_vars, n_vars))
+    step = max(1, _BLOCK_ELEMENTS // max(1, n_vars))
+    for start in range(0, n_obs, step):
+        block = x[start : start + step]
+        block = block.toarray() if sparse.issparse(block) else np.asarray(block)
+        block = block.astype(np.float64) - mean
+        cov += block.T @ block
+    return cov
+
+
+def numerical_rank(x, center: bool = True) -> int | None:
+    """Numerical rank of the matrix PCA decomposes: ``x`` with centred columns when ``center``.
+
+    None when there are more than RANK_MAX_VARS varying genes (too costly to compute).
+    """
+    x = x[:, _varying_columns(x, center)]
+    n_obs, n_vars = x.shape
+    limit = min(n_obs - 1 if center else n_obs, n_vars)
+    if n_vars == 0 or limit <= 0:
+        return 0
+    if n_obs * n_vars <= RANK_SVD_MAX_ELEMENTS:
+        d = _dense64(x)
+        # numpy's default tolerance: max(shape) * eps * the largest singular value.
+        return min(limit, int(np.linalg.matrix_rank(d - d.mean(axis=0) if center else d)))
+    if n_vars > RANK_MAX_VARS:
+        return None
+    eig = np.linalg.eigvalsh(_gene_covariance(x, center))
+    # The same standard tolerance, max(shape) * eps * the largest singular value, applied to the
+    # covariance we decompose: its singular values are its eigenvalues sigma_i**2, so components
+    # with sigma_i <= sqrt(max(shape) * eps) * sigma_1 count as null (forming the covariance
+    # squares the condition number, so smaller singular values cannot be told from zero here).
+    tol = max(n_obs, n_vars) * np.finfo(np.float64).eps * eig.max(initial=0.0)
+    return min(limit, int(np.count_nonzero(eig > tol)))
+
+
+def _dense64(x) -> np.ndarray:
+    return (x.toarray() if sparse.issparse(x) else np.asarray(x)).astype(np.float64)
+
+
 def summarize(
-    x_full, mask_name: str | None, mask: np.ndarray | None, *, source: str, layer: str | None
+    x_full,
+    mask_name: str | None,
+    mask: np.ndarray | None,
+    *,
+    source: str,
+    layer: str | None,
+    center: bool = True,
 ) -> InputSummary:
-    """Describe the matrix PCA sees (``x_full`` masked); the sha256 is that of the masked matrix."""
-    from scipy import sparse
+    """Describe the matrix PCA sees (``x_full`` masked); the sha256 is that of the masked matrix.
 
-    from harness.bench.datasets import matrix_sha256
-
+    ``center``: whether PCA centres it (``zero_center``), which the numerical rank depends on.
+    """
     x = masked(x_full, mask)
     nnz = int(x.nnz) if sparse.issparse(x) else int(np.count_nonzero(x))
     _, var = _gene_moments(x)
@@ -208,6 +267,8 @@ def summarize(
         kind=kind,
         kind_evidence=evidence,
         sha256=matrix_sha256(x),
+        rank=numerical_rank(x, center),
+        centered=center,
     )
     summary.notes.extend(_notes(summary, x_full))
     return summary

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,7 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.doctor.process import (
+    DEFAULT_TIMEOUT,
+    check_timeout,
+    progress_bar,
+    run_child,
+    stop_on_sigterm,
+)
 from harness.errors import HarnessError
+from harness.render.formats import fmt_float, fmt_seconds, md_table
 
 RUNS = 2
 
@@ -79,11 +86,16 @@ class PipelineReport:
 
 
 def run_pipeline(
-    script: str | os.PathLike[str], *, progress: bool = True, debug: bool = False
+    script: str | os.PathLike[str],
+    *,
+    progress: bool = True,
+    debug: bool = False,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> PipelineReport:
     """Run ``script`` twice in new processes and compare the recorded scanpy calls.
 
-    ``debug`` prints the script's own traceback to stderr when it raises.
+    ``debug`` prints the script's own traceback to stderr when it raises; each run may take
+    ``timeout`` seconds, then it is stopped with every process it started.
     """
     started = time.perf_counter()
     path = Path(script)
@@ -91,52 +103,42 @@ def run_pipeline(
         raise HarnessError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     if path.suffix != ".py":
         raise HarnessError(f"{path}: not a Python script (.py)")
+    timeout = check_timeout(timeout)
     records = []
-    with tempfile.TemporaryDirectory(prefix="harness-pipeline-") as tmp, _bar(progress) as bar:
+    with (
+        stop_on_sigterm(),
+        tempfile.TemporaryDirectory(prefix="harness-pipeline-") as tmp,
+        progress_bar(RUNS, "harness doctor --pipeline", "run", progress) as bar,
+    ):
         for i in range(RUNS):
             bar.set_postfix_str(f"run {i + 1} of {RUNS}")
-            records.append(_run_once(path, Path(tmp) / f"run{i}.json", debug))
+            records.append(_run_once(path, Path(tmp), i, timeout, debug))
             bar.update(1)
     return analyze(str(path), records, time.perf_counter() - started)
 
 
-def _bar(progress: bool):
-    from tqdm import tqdm
-
-    return tqdm(
-        total=RUNS,
-        desc="harness doctor --pipeline",
-        unit="run",
-        file=sys.stderr,
-        disable=None if progress else True,
-        leave=False,
-    )
-
-
-def child_env() -> dict[str, str]:
-    """This environment, with the harness importable in a child even when it is not installed."""
-    root = str(Path(__file__).resolve().parents[1])
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env
-
-
-def _run_once(script: Path, out: Path, debug: bool = False) -> dict[str, Any]:
+def _run_once(script: Path, tmp: Path, i: int, timeout: float, debug: bool) -> dict[str, Any]:
+    """One run of ``script`` under the tracer; its record (HarnessError if it failed)."""
+    out = tmp / f"run{i}.json"
     cmd = [sys.executable, "-m", "harness.doctor.tracer", str(script.resolve()), str(out)]
-    # The script's own output is not part of the report; keep it off the terminal.
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env(), check=False)
-    if proc.returncode != 0 or not out.exists():
-        tail = [line for line in proc.stderr.splitlines() if line.strip()][-1:] or ["no message"]
-        raise HarnessError(
-            f"{script}: the pipeline runner failed (exit {proc.returncode}): {tail[0]}"
-        )
+    # The script's own output is not part of the report: it goes to files, not pipes, so a
+    # process the script leaves behind holding them open cannot keep doctor waiting.
+    with open(tmp / f"run{i}.stdout", "w") as stdout, open(tmp / f"run{i}.stderr", "w+") as err:
+        rc = run_child(cmd, what=str(script), timeout=timeout, stdout=stdout, stderr=err)
+        err.seek(0)
+        stderr = err.read()
+    if rc != 0 or not out.exists():
+        tail = [line for line in stderr.splitlines() if line.strip()][-1:] or ["no message"]
+        raise HarnessError(f"{script}: the pipeline runner failed (exit {rc}): {tail[0]}")
     record = json.loads(out.read_text())
-    err = record.get("error")
-    if err:
-        if debug and err.get("traceback"):
-            sys.stderr.write(err["traceback"])
-        at = f" at line {err['line']}" if err.get("line") else ""
-        raise HarnessError(f"{script}: the script raised {err['type']}{at}: {err['message']}")
+    err_info = record.get("error")
+    if err_info:
+        if debug and err_info.get("traceback"):
+            sys.stderr.write(err_info["traceback"])
+        at = f" at line {err_info['line']}" if err_info.get("line") else ""
+        raise HarnessError(
+            f"{script}: the script raised {err_info['type']}{at}: {err_info['message']}"
+        )
     return record
 
 
@@ -219,7 +221,7 @@ def _culprits(
     """The recorded calls between two PCA calls that changed the PCA input (or 'your code')."""
     keys = _changed(prev["pca_input"], call["pca_input"])
     moved = call.get("x_pca_change")
-    effect = f"; X_pca moved by up to {moved:.3g}" if moved else ""
+    effect = f"; X_pca moved by up to {fmt_float(moved, 3)}" if moved else ""
     between = [c for c in calls[prev["index"] + 1 : call["index"]] if c["object"] == call["object"]]
     out = []
     for c in between:
@@ -322,49 +324,64 @@ def _runs(runs: list[int]) -> str:
     return "both runs" if len(runs) == RUNS else f"run {runs[0]}"
 
 
+IN_PLACE_HEADERS = (
+    "function", "line", "changed", "between pp.pca at lines",
+    "max abs. X_pca change (sign-aligned)", "runs",
+)  # fmt: skip
+CALL_HEADERS = ("#", "function", "line", "object", "changed", "same in both runs")
+
+
 def _markdown(r: PipelineReport) -> str:
-    lines = [f"# harness doctor --pipeline: `{r.script}`", ""]
-    if r.reproducible:
-        lines.append(
-            f"**Verdict: reproducible.** {RUNS} runs in new processes gave identical data at all "
-            f"{r.n_calls[0]} scanpy steps, and no PCA input changed in place."
-        )
-    else:
-        found = [r.difference.message] if r.difference else []
-        found += [f"{c.message} ({_runs(c.runs)})" for c in r.in_place]
-        lines.append("**Verdict: NOT reproducible.** " + " ".join(map(_sentence, found)))
+    lines = [f"# harness doctor --pipeline: `{r.script}`", "", _verdict(r)]
     lines += ["", "## Run-to-run difference", ""]
     none = f"None: the {RUNS} runs agree at every recorded step."
     lines.append(_sentence(r.difference.message) if r.difference else none)
     lines += ["", "## Data changed in place between two PCA calls", ""]
-    if r.in_place:
-        lines += [
-            "| function | line | changed | between pp.pca at lines | max abs. X_pca change (sign-aligned) | runs |",
-            "|---|---|---|---|---|---|",
-        ]
-        for c in r.in_place:
-            moved = f"{c.x_pca_change:.3g}" if c.x_pca_change is not None else "-"
-            lines.append(
-                f"| `{c.function}` | {Path(c.file).name}:{c.line} | {', '.join(c.keys)} | "
-                f"{c.pca_before_line} and {c.pca_after_line} | {moved} | {_runs(c.runs)} |"
-            )
-    else:
-        lines.append("None.")
+    lines.append(
+        md_table(IN_PLACE_HEADERS, map(_in_place_row, r.in_place)) if r.in_place else "None.\n"
+    )
     lines += [
-        "",
         "## Recorded scanpy calls (run 1)",
         "",
-        "| # | function | line | object | changed | same in both runs |",
-        "|---|---|---|---|---|---|",
+        md_table(CALL_HEADERS, map(_call_md_row, r.calls)),
     ]
-    for c in r.calls:
-        changed = ", ".join(c["changed"]) or "-"
-        same = "yes" if c["same_in_all_runs"] else "no"
-        where = f"{Path(c['file']).name}:{c['line']}"
-        lines.append(
-            f"| {c['index']} | `{c['function']}` | {where} | {c['object']} | {changed} | {same} |"
-        )
-    lines += ["", "## Fixes", ""] + [f"{i}. {f}" for i, f in enumerate(r.fixes, 1)]
+    lines += ["## Fixes", ""] + [f"{i}. {f}" for i, f in enumerate(r.fixes, 1)]
     hashseed = r.pythonhashseed or "not set"
-    lines += ["", f"*{RUNS} runs in new processes; PYTHONHASHSEED {hashseed}; {r.seconds:.0f} s.*"]
+    lines += [
+        "",
+        f"*{RUNS} runs in new processes; PYTHONHASHSEED {hashseed}; {fmt_seconds(r.seconds)}.*",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _verdict(r: PipelineReport) -> str:
+    if r.reproducible:
+        return (
+            f"**Verdict: reproducible.** {RUNS} runs in new processes gave identical data at all "
+            f"{r.n_calls[0]} scanpy steps, and no PCA input changed in place."
+        )
+    found = [r.difference.message] if r.difference else []
+    found += [f"{c.message} ({_runs(c.runs)})" for c in r.in_place]
+    return "**Verdict: NOT reproducible.** " + " ".join(map(_sentence, found))
+
+
+def _in_place_row(c: InPlaceChange) -> list[str]:
+    return [
+        f"`{c.function}`",
+        f"{Path(c.file).name}:{c.line}",
+        ", ".join(c.keys),
+        f"{c.pca_before_line} and {c.pca_after_line}",
+        fmt_float(c.x_pca_change, 3) if c.x_pca_change is not None else "-",
+        _runs(c.runs),
+    ]
+
+
+def _call_md_row(c: dict[str, Any]) -> list[Any]:
+    return [
+        c["index"],
+        f"`{c['function']}`",
+        f"{Path(c['file']).name}:{c['line']}",
+        c["object"],
+        ", ".join(c["changed"]) or "-",
+        "yes" if c["same_in_all_runs"] else "no",
+    ]

@@ -18,7 +18,16 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import anndata
 import numpy as np
+import pandas as pd
+import scanpy as sc
+from anndata import AnnData
+from scipy import sparse
+
+import harness
+from harness import io
+from harness.bench.datasets import matrix_sha256
 
 #: Directories whose frames are not "the caller" (scanpy, anndata and this harness).
 _SKIP: list[str] = []
@@ -45,10 +54,6 @@ class Recorder:
 
 def array_sha256(x: Any) -> str:
     """sha256 of an array-like's type, shape, dtype and bytes (sparse: its CSR buffers)."""
-    from scipy import sparse
-
-    from harness.bench.datasets import matrix_sha256
-
     if x is None:
         return "none"
     if sparse.issparse(x):
@@ -56,8 +61,6 @@ def array_sha256(x: Any) -> str:
     if isinstance(x, np.ndarray):
         return matrix_sha256(x)
     if hasattr(x, "columns") and hasattr(x, "index"):  # a DataFrame in obsm
-        import pandas as pd
-
         return hashlib.sha256(
             pd.util.hash_pandas_object(x, index=True).to_numpy().tobytes()
         ).hexdigest()
@@ -68,8 +71,6 @@ def array_sha256(x: Any) -> str:
 
 
 def _column_sha256(col: Any) -> str:
-    import pandas as pd
-
     return hashlib.sha256(
         pd.util.hash_pandas_object(col, index=False).to_numpy().tobytes()
     ).hexdigest()
@@ -101,8 +102,6 @@ def pca_input_keys(kwargs: dict[str, Any], fp: dict[str, str]) -> dict[str, str]
 
 
 def _anndata_arg(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    from anndata import AnnData
-
     for value in (*args[:1], kwargs.get("adata"), kwargs.get("data")):
         if isinstance(value, AnnData):
             return value
@@ -140,7 +139,6 @@ def _pca_change(rec: Recorder, obj: int, emb: Any) -> float | None:
 
 def wrap(module: str, name: str, func: Any, rec: Recorder) -> Any:
     """``func`` with its AnnData input and output fingerprinted into ``rec``."""
-    from anndata import AnnData
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -177,11 +175,6 @@ def wrap(module: str, name: str, func: Any, rec: Recorder) -> Any:
 
 def install(rec: Recorder) -> int:
     """Replace the public functions of scanpy.pp and scanpy.tl with wrappers; returns how many."""
-    import anndata
-    import scanpy as sc
-
-    import harness
-
     for mod in (sc, anndata, harness):
         _SKIP.append(os.path.dirname(os.path.abspath(mod.__file__)) + os.sep)
     n = 0
@@ -204,8 +197,6 @@ def _error(err: BaseException, script: str) -> dict[str, Any]:
 
 def run(script: str, out: str) -> int:
     """Run ``script`` as ``__main__`` with the wrappers installed; write the record to ``out``."""
-    from harness import io
-
     rec = Recorder()
     n_wrapped = install(rec)
     sys.argv = [script]

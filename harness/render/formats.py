@@ -7,9 +7,13 @@ reports built from identical results are byte-identical.
 from __future__ import annotations
 
 import html
+import json
 import math
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from harness import io
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -92,9 +96,26 @@ def ranges(values: Sequence[int], label: Callable[[int], str] = str) -> str:
     return ", ".join(parts)
 
 
+#: Bidirectional controls (embeddings, overrides, isolates, marks): they reorder the text
+#: around them when shown, so a cell shows their escapes instead.
+_BIDI = {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F)}
+_MD_CELL = {
+    ord("\\"): "\\\\",
+    ord("|"): "\\|",
+    ord("\n"): " ",
+    ord("\r"): " ",
+    ord("&"): "&amp;",
+    ord("<"): "&lt;",
+    ord(">"): "&gt;",
+    **_BIDI,
+}
+
+
 def md_cell(x: Any) -> str:
+    """A value as one Markdown table cell: pipes and backslashes escaped, no line breaks, HTML
+    markup as entities (GitHub renders raw HTML in tables), bidi controls as their escapes."""
     text = MISSING if is_missing(x) else str(x)
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return text.translate(_MD_CELL)
 
 
 def md_table(
@@ -108,6 +129,45 @@ def md_table(
     ]
     lines.extend("| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows)
     return "\n".join(lines) + "\n"
+
+
+# --- the table model ---------------------------------------------------------------------------
+
+
+@dataclass
+class Table:
+    """One display table, rendered by :func:`table_md` or :func:`table_html`.
+
+    ``align`` holds 'l' or 'r' per column ('r': a number, right-aligned in both formats);
+    ``classes`` a CSS class per cell (or None) for HTML; ``css`` the table's own class.
+    """
+
+    headers: list[str]
+    rows: list[list[str]]
+    align: list[str] = field(default_factory=list)
+    classes: list[list[str | None]] | None = None
+    css: str = ""
+    title: str = ""
+
+    @property
+    def numeric(self) -> list[bool]:
+        return [a == "r" for a in self.align] if self.align else [False] * len(self.headers)
+
+
+def table_md(table: Table) -> str:
+    """The table as GitHub-flavoured Markdown."""
+    return md_table(table.headers, table.rows, table.align or None)
+
+
+def table_html(table: Table) -> str:
+    """The table as an HTML ``<table>``."""
+    return html_table(
+        table.headers,
+        table.rows,
+        numeric=table.numeric,
+        classes=table.classes,
+        table_class=table.css,
+    )
 
 
 # --- CSV and JSON ------------------------------------------------------------------------------
@@ -139,10 +199,6 @@ def _plain(v: Any) -> Any:
 
 def json_text(obj: Any) -> str:
     """Canonical JSON (sorted keys, NaN as null), indented for people, newline-terminated."""
-    import json
-
-    from harness import io
-
     return (
         json.dumps(json.loads(io.dumps(obj)), indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     )

@@ -1,6 +1,8 @@
 """The report: ``python -m harness report RESULTS OUTDIR``.
 
-Writes, each atomically (:mod:`harness.io`):
+Writes, as one set (into a temporary folder beside OUTDIR, then renamed onto it, so OUTDIR holds
+either the previous report or the new one, whole; files that are not a report's are never
+replaced: the report refuses such a folder):
 
 - ``report.md``: summary, figures (linked), stability tables, cross-environment deviation;
 - ``report.html``: the same as one self-contained page (inline CSS, figures as base64 PNG);
@@ -9,7 +11,11 @@ Writes, each atomically (:mod:`harness.io`):
 - ``figures/deviation.png``: deviation by environment x configuration (against the baseline
   environment, ``--baseline`` or the first one, from the artifacts when two or more environments
   have them; else the worst verdict-check deviation of the stability tables);
-- ``figures/runtime.png``: median runtime at all cores by solver and layout, per run and dataset.
+- ``figures/runtime.png``: median runtime at all cores by solver and layout, per run and dataset;
+- ``manifest.txt``: the files above, so the next report into OUTDIR knows which files are its own.
+
+Environments are named by the folder's ids (:func:`harness.results.environments.ids`), as in the
+tables and the write-up. Figure labels are plain text: a parameter value is never mathtext.
 
 The raw rows are not copied: :func:`harness.load_results` gives them.
 
@@ -21,14 +27,24 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import io as _io
 import math
+import os
+import shutil
+import signal
 import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.errors import HarnessError
 from harness.render import formats as render
+from harness.results.environments import Key
+from harness.vocabulary import DEFAULT_TOLERANCE, VERDICT_CHECKS, env_number
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -36,9 +52,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from harness.analysis.crossenv import CrossEnv
     from harness.results.reader import Loaded
 
-#: Figures show at most this many environments (the first ones in label order).
+#: Figures show at most this many environments (the first ones in id order).
 MAX_ENVS = 8
 DPI = 100
+#: Lists the files of a report; a folder's other files are not the report's to replace.
+MANIFEST = "manifest.txt"
+#: What a report wrote before it kept a manifest (those folders are still recognised).
+UNLISTED = frozenset(
+    {"report.md", "report.html", "stability.csv", "crossenv.csv", "figures/deviation.png",
+     "figures/runtime.png"}
+)  # fmt: skip
 
 
 @dataclass
@@ -63,6 +86,7 @@ def _matplotlib():
     matplotlib.rcParams.update(
         {
             "svg.hashsalt": "pca-harness",
+            "text.usetex": False,
             "font.family": "DejaVu Sans",
             "font.size": 9,
             "figure.dpi": DPI,
@@ -70,6 +94,11 @@ def _matplotlib():
         }
     )
     return plt
+
+
+def plain(text: Any) -> str:
+    """``text`` as a label matplotlib draws verbatim: an escaped '$' never starts mathtext."""
+    return str(text).replace("$", r"\$")
 
 
 def _png(fig: Any) -> tuple[bytes, int, int]:
@@ -80,12 +109,10 @@ def _png(fig: Any) -> tuple[bytes, int, int]:
 
 
 def deviation_matrix(
-    table: pd.DataFrame, cross: CrossEnv | None
-) -> tuple[pd.DataFrame, str, dict[str, str]]:
-    """Environment x configuration deviations for the heatmap, what they are, and id -> label."""
+    table: pd.DataFrame, cross: CrossEnv | None, ids: Mapping[Key, str]
+) -> tuple[pd.DataFrame, str]:
+    """Environment (id) x configuration deviations for the heatmap, and what they are."""
     import pandas as pd
-
-    from harness.analysis.tables import VERDICT_CHECKS
 
     if cross is not None and len(cross.pairs):
         base_id = cross.baseline or cross.envs[0]["id"]
@@ -105,13 +132,12 @@ def deviation_matrix(
         )
     else:
         if table.empty:
-            return pd.DataFrame(), "", {}
+            return pd.DataFrame(), ""
         checks = list(table.attrs.get("verdict_checks", VERDICT_CHECKS))
         worst = table[[f"dev_{c}" for c in checks]].astype(float).max(axis=1, skipna=True)
-        row_ids, names = run_ids(table)
         frame = pd.DataFrame(
             {
-                "environment": row_ids,
+                "environment": row_ids(table, ids),
                 "configuration": _config(table, "solver"),
                 "deviation": worst,
             }
@@ -125,17 +151,23 @@ def deviation_matrix(
         dropna=False,
     )
     matrix = matrix.sort_index(axis=1)
-    matrix = matrix.loc[sorted(matrix.index, key=lambda i: int(str(i)[1:]))]
-    return matrix, what, names
+    return matrix.loc[sorted(matrix.index, key=env_number)], what
 
 
-def run_ids(table: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
-    """Per table row, the id (R1, R2, ...) of its run in sorted order, and id -> description."""
-    runs = table[["environment", "machine", "commit", "env_name"]].astype(str).to_numpy().tolist()
-    keys = sorted(set(map(tuple, runs)))
-    ids = {k: f"R{i + 1}" for i, k in enumerate(keys)}
-    names = {ids[k]: f"{k[0]} (machine {k[1]}, commit {k[2][:8]})" for k in keys}
-    return [ids[tuple(r)] for r in runs], names
+def row_ids(table: pd.DataFrame, ids: Mapping[Key, str]) -> list[str]:
+    """Per table row, the folder-wide id of its run."""
+    return [ids[k] for k in zip(table["machine"], table["commit"], table["env_name"], strict=True)]
+
+
+def run_names(table: pd.DataFrame, ids: Mapping[Key, str]) -> dict[str, str]:
+    """id -> description (label, machine, commit) of each run in the table."""
+    runs = table.drop_duplicates(["machine", "commit", "env_name"])
+    return {
+        ids[(m, c, e)]: f"{label} (machine {m}, commit {str(c)[:8]})"
+        for label, m, c, e in zip(
+            runs["environment"], runs["machine"], runs["commit"], runs["env_name"], strict=True
+        )
+    }
 
 
 def _config(frame: pd.DataFrame, solver: str) -> pd.Series:
@@ -150,7 +182,8 @@ def _config(frame: pd.DataFrame, solver: str) -> pd.Series:
     )
 
 
-def heatmap(matrix: pd.DataFrame, what: str, names: dict[str, str]) -> Figure | None:
+def heatmap(matrix: pd.DataFrame, what: str) -> Figure | None:
+    """The deviation heatmap of :func:`deviation_matrix` (None when there is nothing to draw)."""
     import numpy as np
 
     if matrix.empty:
@@ -179,8 +212,8 @@ def heatmap(matrix: pd.DataFrame, what: str, names: dict[str, str]) -> Figure | 
     for (i, j), is_exact in np.ndenumerate(exact):
         if is_exact:
             ax.text(j, i, "=", ha="center", va="center", fontsize=8, color="#2f6b2f")
-    ax.set_xticks(range(cols), [str(c) for c in matrix.columns], rotation=90, fontsize=7)
-    ax.set_yticks(range(rows), [str(i) for i in matrix.index], fontsize=8)
+    ax.set_xticks(range(cols), [plain(c) for c in matrix.columns], rotation=90, fontsize=7)
+    ax.set_yticks(range(rows), [plain(i) for i in matrix.index], fontsize=8)
     ax.set_xlabel("configuration (dataset/layout/dtype/solver)")
     fig.colorbar(im, ax=ax, label="log10 relative deviation")
     ax.set_title("Deviation by environment and configuration", fontsize=10)
@@ -196,19 +229,30 @@ def heatmap(matrix: pd.DataFrame, what: str, names: dict[str, str]) -> Figure | 
     )
 
 
-def _short(text: str, n: int = 70) -> str:
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def runtime_figure(table: pd.DataFrame) -> Figure | None:
+def _runtime_panel(
+    ax: Any, sub: pd.DataFrame, solvers: list[str], series: list, colors: Any
+) -> None:
+    """One run's and dataset's bars: median runtime per solver, one bar per layout and dtype."""
     import numpy as np
 
+    width = 0.8 / max(1, len(series))
+    for k, (layout, dtype) in enumerate(series):
+        part = sub[(sub["layout"].astype(str) == layout) & (sub["dtype"].astype(str) == dtype)]
+        by_solver = part.groupby(part["solver"].astype(str))["time_all_cores_s"].median()
+        heights = np.asarray([float(by_solver.get(s, np.nan)) for s in solvers])
+        xs = np.arange(len(solvers)) + (k - (len(series) - 1) / 2) * width
+        ok = np.isfinite(heights) & (heights > 0)
+        ax.bar(xs[ok], heights[ok], width, label=plain(f"{layout} {dtype}"), color=colors(k % 10))
+
+
+def runtime_figure(table: pd.DataFrame, ids: Mapping[Key, str]) -> Figure | None:
+    """Median runtime at all cores by solver and layout, one panel per run (id) and dataset."""
     if table.empty or table["time_all_cores_s"].notna().sum() == 0:
         return None
     plt = _matplotlib()
-    row_ids, names = run_ids(table)
-    table = table.assign(_run=row_ids)
-    runs = sorted(set(row_ids), key=lambda i: int(i[1:]))
+    names = run_names(table, ids)
+    table = table.assign(_run=row_ids(table, ids))
+    runs = sorted(set(table["_run"]), key=env_number)
     n_all = len(runs)
     runs = runs[:MAX_ENVS]
     datasets = sorted(table["dataset"].astype(str).unique().tolist())
@@ -220,8 +264,6 @@ def runtime_figure(table: pd.DataFrame) -> Figure | None:
         figsize=(max(6.0, 4.2 * len(datasets)), 2.4 * len(runs) + 1.0),
         squeeze=False,
     )
-    width = 0.8 / max(1, len(series))
-    colors = plt.get_cmap("tab10")
     times = table["time_all_cores_s"].astype(float)
     positive = times[times > 0]
     lo = 10 ** math.floor(math.log10(positive.min())) if len(positive) else 1e-3
@@ -230,26 +272,13 @@ def runtime_figure(table: pd.DataFrame) -> Figure | None:
         for j, dataset in enumerate(datasets):
             ax = axes[i][j]
             sub = table[(table["_run"] == run) & (table["dataset"].astype(str) == dataset)]
-            for k, (layout, dtype) in enumerate(series):
-                part = sub[
-                    (sub["layout"].astype(str) == layout) & (sub["dtype"].astype(str) == dtype)
-                ]
-                by_solver = part.groupby(part["solver"].astype(str))["time_all_cores_s"].median()
-                heights = np.asarray([float(by_solver.get(s, np.nan)) for s in solvers])
-                xs = np.arange(len(solvers)) + (k - (len(series) - 1) / 2) * width
-                ok = np.isfinite(heights) & (heights > 0)
-                ax.bar(
-                    xs[ok],
-                    heights[ok],
-                    width,
-                    label=f"{layout} {dtype}",
-                    color=colors(k % 10),
-                )
+            _runtime_panel(ax, sub, solvers, series, plt.get_cmap("tab10"))
             ax.set_yscale("log")
             ax.set_ylim(lo, hi * 1.5)
-            ax.set_xticks(range(len(solvers)), solvers, rotation=30, fontsize=7, ha="right")
+            ax.set_xticks(range(len(solvers)), [plain(s) for s in solvers], rotation=30,
+                          fontsize=7, ha="right")  # fmt: skip
             ax.set_ylabel("seconds", fontsize=7)
-            ax.set_title(f"{run} · {dataset}", fontsize=8)
+            ax.set_title(plain(f"{run} · {dataset}"), fontsize=8)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper right", fontsize=7, ncol=max(1, len(series)))
     fig.suptitle("Median runtime at all cores by solver and layout", fontsize=10)
@@ -287,15 +316,19 @@ def build(
     warn: Any = None,
 ) -> Report:
     """Every output of the report, in memory (see the module docstring)."""
-    from harness.analysis import crossenv, tables
-    from harness.results import reader as results
+    from harness.analysis import tables
+    from harness.commands.crossenv import crossenv_of
+    from harness.render import crossenv as render_crossenv
+    from harness.render import tables as render_tables
+    from harness.results import environments
+    from harness.results.problems import relative_line
 
-    tol = tables.DEFAULT_TOLERANCE if tolerance is None else tolerance
+    tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
     table = tables.stability_table(
         loaded.frame, loaded.records, tolerance=tol, all_commits=all_commits
     )
     generic = table.empty
-    table_shown = tables.generic_table(loaded.frame, all_commits=all_commits) if generic else table
+    shown = tables.generic_table(loaded.frame, all_commits=all_commits) if generic else table
     problems = list(loaded.problems)
     if cross is None:
 
@@ -304,98 +337,202 @@ def build(
             if warn:
                 warn(line)
 
-        cross = crossenv.crossenv(
-            loaded.root,
-            baseline=baseline,
-            tolerance=tol,
-            warn=note,
-            loaded=loaded,
-            all_commits=all_commits,
+        cross = crossenv_of(
+            loaded, baseline=baseline, tolerance=tol, warn=note, all_commits=all_commits
         )
-    problems = sorted({results.relative_line(p, loaded.root) for p in problems})
+    problems = sorted({relative_line(p, loaded.root) for p in problems})
+    ids = environments.ids(loaded)
     figures = [
         f
-        for f in (heatmap(*deviation_matrix(table, cross)), runtime_figure(table))
+        for f in (heatmap(*deviation_matrix(table, cross, ids)), runtime_figure(table, ids))
         if f is not None
     ]
-    summary = tables.summary_line(loaded)
-    n_envs = (
-        int(table_shown[["machine", "env_name"]].drop_duplicates().shape[0])
-        if len(table_shown)
-        else 0
+    n_envs = len(shown[["machine", "env_name"]].drop_duplicates()) if len(shown) else 0
+    summary = f"{render_tables.summary_line(loaded)} {n_envs} environment(s) tabulated" + (
+        f"; {len(cross.envs)} with artifacts."
+        if cross.envs
+        else "; no artifacts for cross-environment comparison."
+    )
+    sections = [
+        (
+            "Stability tables" if not generic else "Results",
+            render_tables.to_markdown(shown, generic=generic, level=3),
+            render_tables.to_html_body(shown, generic=generic, level=3),
+        ),
+        (
+            "Cross-environment deviation",
+            render_crossenv.to_markdown(cross, level=3),
+            render_crossenv.to_html_body(cross, level=3),
+        ),
+    ]
+    stability_csv = render.csv_text(shown.drop(columns=["run"]))
+    crossenv_csv = render.csv_text(cross.pairs) if len(cross.pairs) else None
+    return Report(
+        _markdown(summary, figures, sections, problems),
+        _html(summary, figures, sections, problems),
+        stability_csv,
+        crossenv_csv,
+        figures,
     )
 
-    md = ["# PCA stability report\n\n", f"{summary} {n_envs} environment(s) tabulated"]
-    md.append(
-        f"; {len(cross.envs)} with artifacts.\n\n"
-        if cross.envs
-        else "; no artifacts for cross-environment comparison.\n\n"
-    )
+
+#: A section of the report: its title, as Markdown, as an HTML fragment.
+Section = tuple[str, str, str]
+
+
+def _markdown(
+    summary: str, figures: list[Figure], sections: list[Section], problems: list[str]
+) -> str:
+    """report.md: the summary, the figures (linked), the sections, the problems."""
+    md = ["# PCA stability report\n\n", f"{summary}\n\n"]
     if figures:
         md.append("## Figures\n\n")
-        for f in figures:
-            md.append(f"![{f.title}](figures/{f.name}.png)\n\n{f.caption}\n\n")
-    md.append("## Stability tables\n\n" if not generic else "## Results\n\n")
-    md.append(tables.to_markdown(table_shown, generic=generic, level=3))
-    md.append("\n## Cross-environment deviation\n\n")
-    md.append(crossenv.to_markdown(cross, level=3))
+        md.extend(f"![{f.title}](figures/{f.name}.png)\n\n{f.caption}\n\n" for f in figures)
+    for i, (title, text, _) in enumerate(sections):
+        md.append(("\n" if i else "") + f"## {title}\n\n{text}")
     if problems:
         md.append(f"\n## Problems ({len(problems)})\n\n")
         md.extend(f"- {p}\n" for p in problems)
+    return "".join(md)
 
-    body = ["<h1>PCA stability report</h1>\n", f"<p>{render.esc(''.join(md[1:3]).strip())}</p>\n"]
+
+def _figure_html(f: Figure) -> str:
+    data = base64.b64encode(f.png).decode("ascii")
+    return (
+        f'<figure id="fig-{f.name}"><img src="data:image/png;base64,{data}" '
+        f'alt="{render.esc(f.title)}" width="{f.width}" height="{f.height}">'
+        f"<figcaption>{render.esc(f.caption)}</figcaption></figure>\n"
+    )
+
+
+def _html(summary: str, figures: list[Figure], sections: list[Section], problems: list[str]) -> str:
+    """report.html: the same content as one self-contained page (figures inline)."""
+    body = ["<h1>PCA stability report</h1>\n", f"<p>{render.esc(summary)}</p>\n"]
     if figures:
         body.append("<h2>Figures</h2>\n")
-        for f in figures:
-            data = base64.b64encode(f.png).decode("ascii")
-            body.append(
-                f'<figure id="fig-{f.name}"><img src="data:image/png;base64,{data}" alt="{render.esc(f.title)}" '
-                f'width="{f.width}" height="{f.height}"><figcaption>{render.esc(f.caption)}</figcaption></figure>\n'
-            )
-    body.append("<h2>Stability tables</h2>\n" if not generic else "<h2>Results</h2>\n")
-    body.append(tables.to_html_body(table_shown, generic=generic, level=3))
-    body.append("<h2>Cross-environment deviation</h2>\n")
-    body.append(crossenv.to_html_body(cross, level=3))
+        body.extend(_figure_html(f) for f in figures)
+    for title, _, fragment in sections:
+        body.append(f"<h2>{render.esc(title)}</h2>\n{fragment}")
     if problems:
         body.append(f'<h2>Problems ({len(problems)})</h2>\n<ul class="problems">\n')
         body.extend(f"<li>{render.esc(p)}</li>\n" for p in problems)
         body.append("</ul>\n")
-    html = render.html_page("PCA stability report", "".join(body))
-    stability_csv = render.csv_text(table_shown.drop(columns=["run"]))
-    crossenv_csv = render.csv_text(cross.pairs) if len(cross.pairs) else None
-    return Report("".join(md), html, stability_csv, crossenv_csv, figures)
+    return render.html_page("PCA stability report", "".join(body))
 
 
-def write(report: Report, outdir: str | Path) -> list[Path]:
-    """Write every output atomically; returns the paths written (sorted)."""
-    from harness import io
+# --- writing: the whole set, or nothing ----------------------------------------------------------
 
-    out = Path(outdir)
-    paths = []
-    files: dict[str, bytes] = {
+
+def files(report: Report) -> dict[str, bytes]:
+    """Every file of the report by its path inside OUTDIR, the manifest included."""
+    out: dict[str, bytes] = {
         "report.md": report.markdown.encode(),
         "report.html": report.html.encode(),
         "stability.csv": report.stability_csv.encode(),
     }
     if report.crossenv_csv is not None:
-        files["crossenv.csv"] = report.crossenv_csv.encode()
+        out["crossenv.csv"] = report.crossenv_csv.encode()
     for f in report.figures:
-        files[f"figures/{f.name}.png"] = f.png
-    for name, data in sorted(files.items()):
-        io.write_bytes(out / name, data)
-        paths.append(out / name)
-    return paths
+        out[f"figures/{f.name}.png"] = f.png
+    out[MANIFEST] = "".join(f"{name}\n" for name in sorted(out)).encode()
+    return dict(sorted(out.items()))
+
+
+def _owned(outdir: Path) -> set[str]:
+    """The files a previous report wrote into ``outdir`` (its manifest, or the fixed names)."""
+    manifest = outdir / MANIFEST
+    try:
+        listed = manifest.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return set(UNLISTED)
+    return {*listed, MANIFEST}
+
+
+def check_outdir(outdir: str | Path) -> None:
+    """HarnessError (exit 2) unless ``outdir`` is new, empty or holds a previous report only:
+    the report replaces the folder whole and must not take other files with it."""
+    out = Path(outdir)
+    if not out.is_dir():
+        return
+    if not os.access(out.resolve().parent, os.W_OK | os.X_OK):
+        raise HarnessError(f"{out}: cannot be replaced, its parent folder is not writable")
+    owned = _owned(out)
+    try:
+        entries = [p for p in out.rglob("*") if p.is_symlink() or not p.is_dir()]
+    except OSError as err:
+        raise HarnessError(f"{out}: cannot be listed ({err.strerror or err})") from None
+    other = sorted(n for n in (p.relative_to(out).as_posix() for p in entries) if n not in owned)
+    if other:
+        more = f" and {len(other) - 3} more" if len(other) > 3 else ""
+        raise HarnessError(
+            f"{out}: holds files that are not a report's ({', '.join(other[:3])}{more}); "
+            "pass a new or empty folder"
+        )
+
+
+def write(report: Report, outdir: str | Path) -> list[Path]:
+    """Write the report into a temporary folder beside ``outdir`` and rename it onto
+    ``outdir`` (a previous report there is replaced whole); returns the paths written."""
+    check_outdir(outdir)
+    out = Path(outdir)
+    target = Path(os.path.realpath(out))  # a symlinked OUTDIR: replace the folder it names
+    written = files(report)
+    tmp = old = None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        for name, data in written.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / name).write_bytes(data)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; OUTDIR is an ordinary folder
+        if target.is_dir():
+            old = Path(
+                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
+            )
+            os.replace(target, old)
+        os.replace(tmp, target)
+    except OSError as err:
+        raise HarnessError(f"{out}: cannot write the report ({err.strerror or err})") from None
+    finally:
+        if old is not None and not target.exists():
+            os.replace(old, target)  # interrupted between the two renames: the previous report
+        for leftover in (tmp, old):
+            if leftover is not None:
+                shutil.rmtree(leftover, ignore_errors=True)
+    return [out / name for name in written if name != MANIFEST]
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``) raises KeyboardInterrupt meanwhile, so :func:`write` still cleans up."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def cli_report(args: argparse.Namespace) -> int:
+    """``python -m harness report RESULTS OUTDIR``."""
     from harness.commands import load, stderr_warn
-    from harness.errors import HarnessError
 
     if args.tolerance is not None and args.tolerance < 0:
         raise HarnessError("--tolerance: must be >= 0")
     out = Path(args.outdir)
-    if out.exists() and not out.is_dir():
-        raise HarnessError(f"{out}: exists and is not a directory")
+    check_outdir(out)  # before any work (``harness.cli`` checked that it can be written)
     loaded = load(args.results, "report")
     report = build(
         loaded,
@@ -404,6 +541,7 @@ def cli_report(args: argparse.Namespace) -> int:
         all_commits=getattr(args, "all_commits", False),
         warn=stderr_warn("report"),
     )
-    paths = write(report, out)
+    with _terminate_as_interrupt():
+        paths = write(report, out)
     print(f"harness report: wrote {', '.join(str(p) for p in paths)}", file=sys.stderr)
     return 0

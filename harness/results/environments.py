@@ -42,7 +42,7 @@ Key = tuple[str, str, str]
 
 def attributes(fp: dict[str, Any]) -> dict[str, str]:
     """The factors the study varies, as read from one environment's fingerprint."""
-    from harness.results.reader import fingerprint_columns
+    from harness.results.sidecars import fingerprint_columns
 
     cols = fingerprint_columns(fp)
     pk = fp.get("packages") or {}

@@ -28,9 +28,11 @@ from typing import Any
 
 from harness import io
 from harness.bench import store
+from harness.results import asvfiles, sidecars
 from harness.study import missing
+from harness.vocabulary import env_key
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # harness/study/driver.py -> the repository
 
 
 @dataclass(frozen=True)
@@ -127,22 +129,15 @@ def interpreter_dirs(pythons: set[str]) -> list[str]:
     return dirs
 
 
-def _pin_path(results_dir: Path, machine: str) -> Path:
-    # Not .json: asv reads every .json file under results/ as one of its own.
-    return results_dir / machine / store.HARNESS_DIR / "study" / "study.jsonl"
-
-
 def pinned_commit(results_dir: Path, machine: str) -> str | None:
-    """The commit of this machine's study, or None before a study started."""
-    path = _pin_path(results_dir, machine)
-    if not path.exists():
-        return None
-    return json.loads(path.read_text().splitlines()[0])["commit"]
+    """The commit of this machine's study, or None before a study started (HarnessError naming
+    the file when it holds no commit)."""
+    return sidecars.read_study_pin(results_dir, machine)
 
 
 def pin(results_dir: Path, machine: str, commit: str) -> None:
     """Record the commit the study of ``machine`` measures."""
-    io.write_jsonl(_pin_path(results_dir, machine), [{"commit": commit}])
+    io.write_jsonl(sidecars.study_pin_path(results_dir, machine), [{"commit": commit}])
 
 
 def has_results(results_dir: Path, machine: str, commit: str, step: Step) -> bool:
@@ -150,10 +145,11 @@ def has_results(results_dir: Path, machine: str, commit: str, step: Step) -> boo
     folder = results_dir / machine
     for path in folder.glob(f"{commit[:8]}-*.json"):
         try:
-            if json.loads(path.read_text()).get("env_name") == step.env_name:
-                return True
-        except (OSError, ValueError):
+            data = asvfiles.read_json(path)
+        except ValueError:
             continue
+        if isinstance(data, dict) and data.get("env_name") == step.env_name:
+            return True
     return False
 
 
@@ -161,7 +157,7 @@ def run_step(
     step: Step, conf: dict[str, Any], commit: str, machine: str, root: Path, log_dir: Path
 ) -> str:
     """Run asv for one environment; return 'done', or 'failed to install' (recorded with the reason)."""
-    conf_path = log_dir / f"{store.env_key(step.env_name)}.asv.conf.json"
+    conf_path = log_dir / f"{env_key(step.env_name)}.asv.conf.json"
     io.write_text(conf_path, json.dumps(step_conf(conf, step, root), indent=2))
     cmd = [
         sys.executable,
@@ -178,7 +174,7 @@ def run_step(
         "--skip-existing-successful",
         "--show-stderr",
     ]
-    log = log_dir / f"{store.env_key(step.env_name)}.log"
+    log = log_dir / f"{env_key(step.env_name)}.log"
     with open(log, "w") as fh:
         proc = subprocess.run(cmd, cwd=root, stdout=fh, stderr=subprocess.STDOUT, check=False)
     results_dir = Path(step_conf(conf, step, root)["results_dir"])

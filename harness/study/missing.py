@@ -12,15 +12,15 @@ tables and the published study read them back with :func:`load`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from harness import io
-from harness.bench import store
+from harness.results.problems import Warn, default_warn
+from harness.vocabulary import HARNESS_DIR, STUDY_DIR, run_folder_name
 
 STATUSES = ("failed to install", "backend unavailable")
-FOLDER = "study"
+
 COLUMNS = ("machine", "commit", "environment", "status", "reason")
 
 
@@ -29,9 +29,9 @@ def path_for(results_dir: Path, machine: str, commit: str, env_name: str) -> Pat
     return (
         results_dir
         / machine
-        / store.HARNESS_DIR
-        / FOLDER
-        / f"{commit[:8]}-{store.env_key(env_name)}.jsonl"
+        / HARNESS_DIR
+        / STUDY_DIR
+        / f"{run_folder_name(commit, env_name)}.jsonl"
     )
 
 
@@ -50,45 +50,62 @@ def clear(results_dir: Path, machine: str, commit: str, env_name: str) -> None:
 
 def describe(record: dict[str, Any]) -> str:
     """A readable name of the environment: Python, pinned releases, run-time variables."""
+
+    def mapping(key: str) -> dict[str, Any]:
+        value = record.get(key)
+        return value if isinstance(value, dict) else {}
+
     parts = [f"py{record.get('python', '?')}"]
-    parts += [f"{k} {v}" for k, v in sorted((record.get("requirements") or {}).items()) if v]
-    env = {**(record.get("env") or {}), **(record.get("env_nobuild") or {})}
+    parts += [f"{k} {v}" for k, v in sorted(mapping("requirements").items()) if v]
+    env = {**mapping("env"), **mapping("env_nobuild")}
     parts += [f"{k}={v}" for k, v in sorted(env.items())]
     return " · ".join(parts)
 
 
 def load(
-    root: str | Path, *, machine: str | None = None, commit: str | None = None
+    root: str | Path,
+    *,
+    machine: str | None = None,
+    commit: str | None = None,
+    warn: Warn | None = None,
 ) -> list[dict[str, Any]]:
     """Every record below ``root`` (optionally one machine, one commit prefix), sorted.
 
-    Unreadable files are skipped: a results folder is read, never repaired.
+    A file that cannot be read, or whose first line is no failure record, is left out with one
+    line to ``warn`` (the study's pin ``study.jsonl`` is not a record and is passed over).
     """
+    warn = warn or default_warn
     rows = []
-    for path in sorted(Path(root).glob(f"*/{store.HARNESS_DIR}/{FOLDER}/*.jsonl")):
-        try:
-            lines = path.read_text().splitlines()
-            rec = json.loads(lines[0]) if lines else {}
-        except (OSError, ValueError, UnicodeDecodeError):
+    for path in sorted(Path(root).glob(f"*/{HARNESS_DIR}/{STUDY_DIR}/*.jsonl")):
+        if path.name == "study.jsonl":
             continue
+        try:
+            lines = io.read_jsonl(path)
+        except io.JSONLinesError as err:
+            warn(f"{path}: {err.reason}; left out of the environments without results")
+            continue
+        rec = lines[0] if lines else {}
         if rec.get("status") not in STATUSES:
-            continue  # e.g. the study's pin, or a foreign file
+            warn(f"{path}: not a record of an environment without results; left out")
+            continue
         if machine and rec.get("machine") != machine:
             continue
         if commit and not str(rec.get("commit", "")).startswith(commit):
             continue
-        rows.append(
-            {
-                "machine": rec.get("machine", path.parts[-4]),
-                "commit": str(rec.get("commit", ""))[:8],
-                "environment": describe(rec),
-                "env_name": rec.get("env_name", ""),
-                "status": rec["status"],
-                # The first line: a log line can hold a whole escaped message ("...\\n...").
-                "reason": str(rec.get("reason", "")).split("\\n")[0].strip(),
-            }
-        )
+        rows.append(_row(rec, path))
     return rows
+
+
+def _row(rec: dict[str, Any], path: Path) -> dict[str, Any]:
+    return {
+        "machine": str(rec.get("machine", path.parts[-4])),
+        "commit": str(rec.get("commit", ""))[:8],
+        "environment": describe(rec),
+        "env_name": str(rec.get("env_name", "")),
+        "status": rec["status"],
+        # The first line: a log line can hold a whole escaped message ("...\\n...").
+        "reason": str(rec.get("reason", "")).split("\\n")[0].strip(),
+    }
 
 
 def to_markdown(rows: list[dict[str, Any]], *, level: int = 2) -> str:

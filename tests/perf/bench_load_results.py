@@ -471,12 +471,13 @@ def add_sidecars(root: Path, *, artifacts: bool = True, seed: int = 1) -> None:
 def time_harness(root: Path, parallel: bool = True) -> tuple[float, float, int, int]:
     """Wall and CPU seconds (this process) of load + stability table rendered as Markdown."""
     from harness.analysis import tables
+    from harness.render import tables as render_tables
     from harness.results import reader as results
 
     t0, c0 = time.perf_counter(), time.process_time()
     loaded = results.scan(root, warn=lambda line: None, parallel=parallel)
     table = tables.stability_table(loaded.frame, loaded.records)
-    text = tables.render_table(table, "md", summary=tables.summary_line(loaded))
+    text = render_tables.render_table(table, "md", summary=render_tables.summary_line(loaded))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert text
     return wall, cpu, len(loaded.frame), len(table)

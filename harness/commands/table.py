@@ -1,0 +1,72 @@
+"""``python -m harness table RESULTS``: read the folder, build the table, write it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import pandas as pd
+
+from harness.analysis import tables
+from harness.commands import load, output
+from harness.errors import HarnessError
+from harness.render import tables as render_tables
+from harness.results import environments
+from harness.results.reader import Loaded
+from harness.results.runs import unique_labels
+from harness.study import missing
+from harness.vocabulary import DEFAULT_TOLERANCE
+
+
+def tolerance_of(args: argparse.Namespace) -> float:
+    """``--tolerance``, checked: the default when not given, HarnessError when negative."""
+    tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+    if tolerance < 0:
+        raise HarnessError("--tolerance: must be >= 0")
+    return tolerance
+
+
+def build(loaded: Loaded, args: argparse.Namespace) -> tuple[pd.DataFrame, bool]:
+    """The stability table (the generic one when the folder has no PCA benchmarks), with the
+    folder-wide environment ids and labels that tell runs apart."""
+    tolerance = tolerance_of(args)
+    select = {
+        "commit": args.commit,
+        "machine": args.machine,
+        "all_commits": getattr(args, "all_commits", False),
+    }
+    checks = tables.parse_checks(getattr(args, "verdict_checks", None))
+    table = tables.stability_table(
+        loaded.frame, loaded.records, tolerance=tolerance, verdict_checks=checks, **select
+    )
+    generic = not len(table)
+    if generic:
+        table = tables.generic_table(loaded.frame, **select)
+    shown = {tuple(k) for k in table[["machine", "commit", "env_name"]].itertuples(index=False)}
+    labels = unique_labels(i for i in loaded.infos() if i.key in shown)
+    return tables.with_ids(table, environments.ids(loaded), labels), generic
+
+
+def cli_table(args: argparse.Namespace) -> int:
+    without = missing.load(args.results, machine=args.machine, commit=args.commit)
+    try:
+        loaded = load(args.results, "table")
+    except HarnessError:
+        if not without:
+            raise
+        output(render_tables.render_table(pd.DataFrame(), args.format, without=without), args.out)
+        return 0
+    table, generic = build(loaded, args)
+    summary = render_tables.summary_line(loaded)
+    text = render_tables.render_table(
+        table,
+        args.format,
+        generic=generic,
+        summary=summary,
+        summary_obj=render_tables.summary_obj(loaded),
+        without=without,
+    )
+    output(text, args.out)
+    if args.format in ("csv", "json") or args.out:
+        print(summary, file=sys.stderr)
+    return 0

@@ -1,0 +1,565 @@
+"""asv's own files, read and validated: results files (api version 2) and ``benchmarks.json``.
+
+Parsing yields a :class:`Part`: compact per-block and per-row arrays that :mod:`.frame` turns
+into the DataFrame. Everything is checked here, once: a file that is not asv results, a benchmark
+whose parameters no longer fit, a grid larger than its results, a number no float holds, a
+parameter value that is not a plain scalar (kept as asv's text). Each problem is one line naming
+the file (and benchmark) and why; the rest of the folder still loads.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import io
+from harness.results import sidecars
+from harness.results.problems import Warn, relpath, subfolders
+from harness.vocabulary import HARNESS_DIR, usable_cores
+
+API_VERSION = 2
+SKIP_FILES = frozenset({"machine.json", "benchmarks.json"})
+STATS = ("ci_99_a", "ci_99_b", "q_25", "q_75", "number", "repeat")
+#: A benchmark stored as null ("every combination failed") with a larger grid is not expanded:
+#: asv itself could not have run it, and expanding 10^9 combinations takes gigabytes.
+MAX_COMBINATIONS = 1_000_000
+_UNIT_BY_PREFIX = (
+    ("time_", "seconds"),
+    ("timeraw_", "seconds"),
+    ("peakmem_", "bytes"),
+    ("mem_", "bytes"),
+)
+_NUMPY_SCALAR = re.compile(r"^np\.\w+\((.*)\)$", re.DOTALL)
+_NUMERIC = frozenset({float, int, type(None)})
+_MAX_FLOAT_INT = int(sys.float_info.max)
+_INT64 = 1 << 63
+#: The largest results file read: a grid of MAX_COMBINATIONS with every stat is about 200 MB.
+MAX_RESULTS_BYTES = 1 << 30
+
+
+def decode_param(text: Any) -> Any:
+    """A parameter value from asv's repr() string: a Python literal, else the string itself.
+
+    numpy 2 writes scalars as ``np.float64(1.5)``: the literal inside is used. Unhashable values
+    (lists, dicts) and integers beyond int64 stay text, so every value can be grouped on.
+    """
+    if not isinstance(text, str):
+        return text
+    for literal in (text, *(m.group(1) for m in [_NUMPY_SCALAR.match(text.strip())] if m)):
+        try:
+            value = ast.literal_eval(literal)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+        if type(value) is int:
+            return value if -_INT64 <= value < _INT64 else text
+        try:
+            hash(value)
+        except TypeError:
+            return text
+        return value
+    return text
+
+
+def unit_for(benchmark: str, declared: str | None = None) -> str | None:
+    """The unit benchmarks.json declares, else the one asv implies by the benchmark's prefix."""
+    if declared:
+        return declared
+    name = benchmark.rsplit(".", 1)[-1]
+    for prefix, unit in _UNIT_BY_PREFIX:
+        if name.startswith(prefix):
+            return unit
+    return None
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Parse one JSON file; ValueError with a short reason for empty, binary or malformed files,
+    and for what is not a regular file (see :func:`harness.io.read_regular`)."""
+    try:
+        raw = io.read_regular(path, MAX_RESULTS_BYTES)
+    except io.UnreadableError as err:
+        raise ValueError(err.reason) from None
+    if not raw.strip():
+        raise ValueError("empty file")
+    if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ValueError("binary file, not JSON")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise ValueError("binary file, not UTF-8 JSON") from None
+    except json.JSONDecodeError as err:
+        text = raw.rstrip()
+        if err.pos >= len(text) or err.msg.startswith("Unterminated string"):
+            raise ValueError(f"truncated JSON (the file ends inside {_inside(err)})") from None
+        where = f"line {err.lineno} column {err.colno}"
+        raise ValueError(f"not valid JSON ({err.msg}: {where})") from None
+    except (ValueError, RecursionError) as err:  # an integer of 4300+ digits, nesting too deep
+        raise ValueError(f"not valid JSON ({err or 'nested too deeply'})") from None
+
+
+def _inside(err: json.JSONDecodeError) -> str:
+    return "a string" if err.msg.startswith("Unterminated string") else "a value"
+
+
+# --- benchmarks.json ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchmarkInfo:
+    """What benchmarks.json says of one benchmark (both may be missing)."""
+
+    param_names: tuple[str, ...] | None
+    unit: str | None
+
+
+def read_benchmarks(root: Path, warn: Warn) -> dict[str, BenchmarkInfo]:
+    """benchmarks.json of a results folder: param names and units; {} when absent or unreadable."""
+    path = root / "benchmarks.json"
+    if not os.path.lexists(path):
+        return {}
+    guessed = "parameter names and units are guessed"
+    try:
+        data = read_json(path)
+    except ValueError as err:
+        warn(f"{relpath(path, root)}: {err}; {guessed}")
+        return {}
+    if not isinstance(data, dict):
+        warn(f"{relpath(path, root)}: not an asv benchmarks.json; {guessed}")
+        return {}
+    out = {}
+    for name, entry in data.items():
+        if name == "version":  # asv's own: the file's format version
+            continue
+        info, why = _benchmark_info(entry)
+        if why:
+            warn(f"{relpath(path, root)}: {name}: {why}; {guessed}")
+        if info is not None:
+            out[name] = info
+    return out
+
+
+def _benchmark_info(entry: Any) -> tuple[BenchmarkInfo | None, str | None]:
+    """What one entry of benchmarks.json says, and what is wrong with it (None when nothing)."""
+    if not isinstance(entry, dict):
+        return None, f"not a benchmark description (a {type(entry).__name__})"
+    names = entry.get("param_names")
+    unit = entry.get("unit")
+    problems = []
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        problems.append("param_names " + ("missing" if names is None else "not a list of names"))
+        names = None
+    if not isinstance(unit, str):
+        problems.append("unit " + ("missing" if unit is None else "not a string"))
+        unit = None
+    return BenchmarkInfo(tuple(names) if names is not None else None, unit), (
+        ", ".join(problems) or None
+    )
+
+
+# --- the results files -------------------------------------------------------------------------
+
+
+def iter_result_files(root: Path, warn: Warn) -> Iterable[tuple[str, str]]:
+    """(file path, machine folder name) of every results file: ``<root>/<machine>/*.json``.
+
+    ``root`` may also be one machine folder or one results file. Folders that cannot be listed
+    are reported to ``warn`` and left out.
+    """
+    if root.is_file():
+        yield str(root), root.parent.name
+        return
+    if (root / "machine.json").is_file():
+        folders = [root]
+    else:
+        folders = [p for p in subfolders(root, root, warn) if p.name != HARNESS_DIR]
+    for folder in folders:
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted((e for e in it if e.name.endswith(".json")), key=lambda e: e.name)
+        except OSError as err:
+            warn(f"{relpath(folder, root)}: cannot list ({err.strerror or err}); skipped")
+            continue
+        # Every other entry is a results file: what is not a regular one (a folder, a FIFO, a
+        # link loop) is named by read_json when it is parsed, and never opened.
+        yield from ((e.path, folder.name) for e in entries if e.name not in SKIP_FILES)
+
+
+def check_file(data: Any) -> str | None:
+    """Why ``data`` is not asv results of api version 2, or None."""
+    if not isinstance(data, dict):
+        return "not asv results (not a JSON object)"
+    if "results" not in data or "result_columns" not in data:
+        return "not asv results (no 'results' and 'result_columns')"
+    version = data.get("version")
+    if version != API_VERSION:
+        return f"asv results api version {version!r}, this reader knows {API_VERSION}"
+    columns = data.get("result_columns")
+    if (
+        not isinstance(data.get("results"), dict)
+        or not isinstance(columns, list)
+        or "result" not in columns
+        or "params" not in columns
+    ):
+        return "not asv results (malformed 'results' or 'result_columns')"
+    if not isinstance(data.get("commit_hash"), str) or not isinstance(data.get("env_name"), str):
+        return "not asv results (no commit_hash or env_name)"
+    return None
+
+
+def file_row(data: dict[str, Any], rel: str, machine_dir: str) -> dict[str, Any]:
+    """What one checked results file says of its run: machine, commit, env_name, date (ms, NaN
+    when missing), python, requirements and env_vars (as text), and ``file`` (``rel``)."""
+    params = data.get("params") if isinstance(data.get("params"), dict) else {}
+    reqs = data.get("requirements") if isinstance(data.get("requirements"), dict) else {}
+    env_vars = data.get("env_vars") if isinstance(data.get("env_vars"), dict) else {}
+    return {
+        "machine": params.get("machine") if isinstance(params.get("machine"), str) else machine_dir,
+        "commit": data["commit_hash"],
+        "env_name": data["env_name"],
+        "date": sidecars.number(data.get("date")),
+        "python": str(data.get("python") or params.get("python") or "") or None,
+        "requirements": " ".join(f"{k}=={v}" if v else str(k) for k, v in sorted(reqs.items()))
+        or None,
+        "env_vars": " ".join(f"{k}={v}" for k, v in sorted(env_vars.items())) or None,
+        "file": rel,
+    }
+
+
+@dataclass
+class Part:
+    """What parsing a run of files yields: compact arrays, cheap to send between processes.
+
+    Per block (one benchmark of one file): ``block_file``, ``block_bench``, ``block_len``,
+    ``block_grid`` (param names and asv's repr strings, shared between equal grids), ``block_meta``
+    (version, started_at, duration). Per row: ``values``. Sparse: ``failed`` (row offsets of nulls),
+    ``stats_rows`` ((row offset, n) of the blocks with stats; their rows, in order, in ``stats``,
+    an array m x 6), ``samples`` ((row offset, list)).
+    """
+
+    files: list[dict[str, Any]] = field(default_factory=list)
+    block_file: list[int] = field(default_factory=list)
+    block_bench: list[str] = field(default_factory=list)
+    block_len: list[int] = field(default_factory=list)
+    block_grid: list[tuple[Any, ...]] = field(default_factory=list)
+    block_meta: list[tuple[Any, float, float]] = field(default_factory=list)
+    values: Any = None
+    failed: list[int] = field(default_factory=list)
+    stats_rows: list[tuple[int, int]] = field(default_factory=list)
+    stats: Any = None  # None when no block kept stats
+    samples: list[tuple[int, list[Any]]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    n_rows: int = 0
+    fps: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class _Pending:
+    """Values gathered while parsing, converted to arrays once at the end."""
+
+    values: list[Any] = field(default_factory=list)
+    stats: list[list[Any]] = field(default_factory=lambda: [[] for _ in STATS])
+    grids: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_files(
+    items: list[tuple[str, str, str]],
+    benches: dict[str, BenchmarkInfo],
+    strict: bool = False,
+    fp_root: str | None = None,
+) -> Part:
+    """Parse (path, machine folder, relative name) files into a :class:`Part` (runs in a worker
+    process for large folders).
+
+    Values are converted to float once per column; should that fail (a benchmark stored something
+    that is not a number), the files are parsed again checking every benchmark (``strict``), so
+    the bad ones are reported and left out while the rest still loads. With ``fp_root``, each
+    run's fingerprint is read from where the suite writes it (:mod:`harness.bench.store`).
+    """
+    import numpy as np
+
+    part, acc, fp_cache = Part(), _Pending(), {}
+    for file, machine_dir, rel in items:
+        try:
+            data = read_json(file)
+        except ValueError as err:
+            part.problems.append(f"{rel}: {err}; skipped")
+            continue
+        why = check_file(data)
+        if why:
+            part.problems.append(f"{rel}: {why}; skipped")
+            continue
+        _parse_file(part, acc, data, rel, machine_dir, benches, strict)
+        if fp_root is not None:
+            row = part.files[-1]
+            fp, why = sidecars.fingerprint_of_run(
+                fp_root, machine_dir, row["commit"], row["env_name"], fp_cache
+            )
+            if why:
+                part.problems.append(why)
+            if fp is not None:
+                part.fps[(row["machine"], row["commit"], row["env_name"])] = fp
+    try:
+        part.values = np.array(acc.values, dtype=float) if acc.values else np.empty(0)
+        part.stats = (
+            np.column_stack([np.array(c, dtype=float) for c in acc.stats]) if acc.stats[0] else None
+        )
+        if part.values.ndim != 1 or len(part.values) != part.n_rows:
+            raise ValueError("inconsistent result rows")
+    except (TypeError, ValueError, OverflowError):
+        if strict:
+            raise
+        return parse_files(items, benches, strict=True, fp_root=fp_root)
+    return part
+
+
+def _numbers(values: list[Any]) -> bool:
+    """Whether a list holds only numbers a float holds, and nulls (what becomes a float column)."""
+    types = set(map(type, values))
+    if not types <= _NUMERIC:
+        return False
+    return int not in types or all(type(v) is not int or abs(v) <= _MAX_FLOAT_INT for v in values)
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """Where asv's result columns sit in one file's rows."""
+
+    width: int
+    result: int
+    params: int
+    stats: tuple[int | None, ...]
+    samples: int | None
+    meta: tuple[int | None, int | None, int | None]  # version, started_at, duration
+
+    @classmethod
+    def of(cls, columns: list[Any]) -> _Columns:
+        pos = {c: i for i, c in enumerate(columns)}
+        return cls(
+            width=len(columns),
+            result=pos["result"],
+            params=pos["params"],
+            stats=tuple(pos.get(f"stats_{s}") for s in STATS),
+            samples=pos.get("samples"),
+            meta=(pos.get("version"), pos.get("started_at"), pos.get("duration")),
+        )
+
+
+def _parse_file(
+    part: Part,
+    acc: _Pending,
+    data: dict[str, Any],
+    rel: str,
+    machine_dir: str,
+    benches: dict[str, BenchmarkInfo],
+    strict: bool,
+) -> None:
+    file_index = len(part.files)
+    part.files.append(file_row(data, rel, machine_dir))
+    cols = _Columns.of(data["result_columns"])
+    results = data["results"]
+    for bench in sorted(results):
+        try:
+            block = _block(results[bench], bench, cols, benches, acc.grids, strict)
+        except ValueError as err:
+            part.problems.append(f"{rel}: benchmark {bench}: {err}; skipped")
+            continue
+        _append(part, acc, file_index, bench, cols, *block)
+
+
+def _block(
+    row: Any,
+    bench: str,
+    cols: _Columns,
+    benches: dict[str, BenchmarkInfo],
+    grids: dict[str, Any],
+    strict: bool,
+) -> tuple[list[Any], int, Any, list[Any], Any]:
+    """(row, n, grid, results, stats columns) of one benchmark; ValueError says why not."""
+    if not isinstance(row, list):
+        raise ValueError("not a result row")
+    if len(row) < cols.width:
+        row = row + [None] * (cols.width - len(row))
+    n, grid = _grid(bench, row[cols.params], benches, grids)
+    result = row[cols.result]
+    if result is None:
+        if n > MAX_COMBINATIONS:
+            raise ValueError(f"no results for a grid of {n:,} parameter combinations")
+        result = [None] * n  # asv compresses "every combination failed" to null
+    elif not isinstance(result, list):
+        result = [result]
+    if len(result) != n:
+        raise ValueError(f"{len(result)} results for {n:,} combinations")
+    if strict and not _numbers(result):
+        raise ValueError("non-numeric result")
+    return row, n, grid, result, _stats_cols(row, cols.stats, n, strict)
+
+
+def _grid(
+    bench: str, p: Any, benches: dict[str, BenchmarkInfo], grids: dict[str, Any]
+) -> tuple[int, Any]:
+    """(number of combinations, (names, repr strings)) of a benchmark's parameters."""
+    if p is None:
+        p = []
+    cached = grids.get(bench)
+    if cached is not None and cached[0] == p:  # the usual case: same grid as the last file
+        return cached[1], cached[2]
+    if not isinstance(p, list) or not all(isinstance(x, list) for x in p):
+        raise ValueError("malformed params")
+    info = benches.get(bench)
+    names = _param_names(len(p), info)
+    if names is None:
+        raise ValueError(
+            f"params changed between runs ({len(p)} in this file, {len(info.param_names)} in "
+            f"benchmarks.json: {', '.join(info.param_names)})"
+        )
+    n = math.prod(map(len, p))
+    grid = (names, tuple(tuple(str(v) for v in x) for x in p))
+    grids[bench] = (p, n, grid)
+    return n, grid
+
+
+def _param_names(n: int, info: BenchmarkInfo | None) -> tuple[str, ...] | None:
+    if info is not None and info.param_names is not None:
+        return info.param_names if len(info.param_names) == n else None
+    return tuple(f"param{i + 1}" for i in range(n))
+
+
+def _stats_cols(row: list[Any], i_stats: tuple[int | None, ...], n: int, strict: bool) -> Any:
+    """The six stats lists of one block, None when asv kept none; ValueError when malformed."""
+    cols = [row[i] if i is not None else None for i in i_stats]
+    if cols.count(None) == len(cols):
+        return None
+    for c in cols:
+        if c is not None and not (isinstance(c, list) and len(c) == n):
+            raise ValueError("stats do not match the parameter grid")
+        if strict and c is not None and not _numbers(c):
+            raise ValueError("non-numeric stats")
+    return cols
+
+
+def _append(
+    part: Part,
+    acc: _Pending,
+    file_index: int,
+    bench: str,
+    cols: _Columns,
+    row: list[Any],
+    n: int,
+    grid: Any,
+    result: list[Any],
+    stat_cols: Any,
+) -> None:
+    """Add one checked benchmark block to ``part``."""
+    start = part.n_rows
+    part.block_file.append(file_index)
+    part.block_bench.append(bench)
+    part.block_len.append(n)
+    part.block_grid.append(grid)
+    i_version, i_started, i_duration = cols.meta
+    part.block_meta.append(
+        (
+            row[i_version] if i_version is not None else None,
+            sidecars.number(row[i_started]) if i_started is not None else math.nan,
+            sidecars.number(row[i_duration]) if i_duration is not None else math.nan,
+        )
+    )
+    acc.values.extend(result)
+    if None in result:
+        part.failed.extend(start + j for j, v in enumerate(result) if v is None)
+    if stat_cols is not None:
+        part.stats_rows.append((start, n))
+        nones = [None] * n
+        for store, c in zip(acc.stats, stat_cols, strict=True):
+            store.extend(nones if c is None else c)
+    if cols.samples is not None:
+        samples = row[cols.samples]
+        if isinstance(samples, list) and len(samples) == n and samples.count(None) != n:
+            part.samples.append((start, samples))
+    part.n_rows += n
+
+
+# --- reading large folders in parallel (issue #14 replaces this) --------------------------------
+
+#: Folders with fewer result files than this per worker process are read in this process.
+PARALLEL_MIN_FILES = 400
+
+
+def workers(n_files: int) -> int:
+    """Processes to read ``n_files`` with: $HARNESS_WORKERS, else one per core when the cores are
+    idle, else 1. Reading is CPU bound: on a busy machine more processes only add overhead."""
+    cpus = usable_cores()
+    forced = os.environ.get("HARNESS_WORKERS", "")
+    if forced.isdigit() and int(forced) > 0:
+        return min(int(forced), max(1, n_files))
+    if cpus < 2 or n_files < 2 * PARALLEL_MIN_FILES or _cpu_contended(cpus):
+        return 1
+    return max(1, min(cpus, 8, n_files // PARALLEL_MIN_FILES))
+
+
+def _cpu_contended(cpus: int) -> bool:
+    """Whether runnable tasks wait for CPU (Linux pressure stall information, else load average)."""
+    try:
+        with open("/proc/pressure/cpu") as fh:
+            some = fh.readline().split()  # some avg10=12.34 avg60=... avg300=... total=...
+        return float(some[1].split("=")[1]) > 25.0
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        return os.getloadavg()[0] > cpus - 0.5
+    except OSError:
+        return False
+
+
+def parse_parallel(
+    items: list[tuple[str, str, str]],
+    benches: dict[str, BenchmarkInfo],
+    n_workers: int,
+    fp_root: str | None = None,
+) -> Part:
+    """:func:`parse_files` over contiguous chunks of ``items`` (this process takes the first)."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    if n_workers <= 1 or "fork" not in mp.get_all_start_methods():
+        return parse_files(items, benches, fp_root=fp_root)
+    size = math.ceil(len(items) / n_workers)
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    try:
+        ctx = mp.get_context("fork")
+        with ProcessPoolExecutor(max_workers=len(chunks) - 1, mp_context=ctx) as pool:
+            futures = [pool.submit(parse_files, c, benches, False, fp_root) for c in chunks[1:]]
+            first = parse_files(chunks[0], benches, fp_root=fp_root)
+            return _merge([first, *(f.result() for f in futures)])
+    except (OSError, RuntimeError):  # no processes here (sandbox, limits): read serially
+        return parse_files(items, benches, fp_root=fp_root)
+
+
+def _merge(parts: list[Part]) -> Part:
+    import numpy as np
+
+    out = Part()
+    for part in parts:
+        files, rows = len(out.files), out.n_rows
+        out.files.extend(part.files)
+        out.problems.extend(part.problems)
+        out.block_file.extend(f + files for f in part.block_file)
+        out.block_bench.extend(part.block_bench)
+        out.block_len.extend(part.block_len)
+        out.block_grid.extend(part.block_grid)
+        out.block_meta.extend(part.block_meta)
+        out.failed.extend(r + rows for r in part.failed)
+        out.stats_rows.extend((r + rows, n) for r, n in part.stats_rows)
+        out.samples.extend((r + rows, s) for r, s in part.samples)
+        out.fps.update(part.fps)
+        out.n_rows += part.n_rows
+    out.values = np.concatenate([p.values for p in parts])
+    kept = [p.stats for p in parts if p.stats is not None]
+    out.stats = np.vstack(kept) if kept else None
+    return out
