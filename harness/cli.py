@@ -8,6 +8,7 @@ with the traceback only under ``--debug``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,8 +21,6 @@ FORMATS = ("md", "csv", "json", "html")
 
 def _lazy(module: str, func: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        import importlib
-
         return getattr(importlib.import_module(module), func)(args)
 
     return run

@@ -176,7 +176,7 @@ def _finite(obj: Any) -> Any:
 
 
 def _default(obj: Any) -> Any:
-    import numpy as np
+    import numpy as np  # not at the top: bench.store uses io before the BLAS is selected
 
     if isinstance(obj, np.generic):
         return _finite(obj.item())

@@ -1,111 +1,51 @@
-"""Hostile results folders (issue #16): every bad file is named on one line, the rest still read.
+"""Hostile results folders (issue #16), asv's side: results files, benchmarks.json, fingerprints
+and records. Every bad file is named on one line, the rest still read.
 
 Each test copies a few files of the committed study into ``tmp_path`` (``results/`` itself is never
 touched), spoils one file with a few lines of Python, runs the real command line and checks: no
 traceback, the expected exit code, the bad file named on stderr, the good files still read, and
-the input tree byte-for-byte unchanged.
+the input tree byte-for-byte unchanged. Helpers: ``hostile_helpers``; digests, JSON lines and the
+study's files: ``test_hostile_sidecars``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io as stdio
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import warnings
-import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
+from hostile_helpers import (
+    HUGE,
+    MACHINE,
+    ROOT,
+    checked,
+    cli_child,
+    copy_study,
+    edit_first_line,
+    edit_json,
+    env_names,
+    fingerprint_of,
+    first_record,
+    first_row,
+    lines_naming,
+    result_files,
+    run,
+    run_folder,
+    tree_digest,
+)
 
-from harness import cli
-from harness.errors import HarnessError
 from harness.results import scan
-from harness.vocabulary import HARNESS_DIR, run_folder_name
-
-ROOT = Path(__file__).resolve().parents[1]
-STUDY = ROOT / "results"
-MACHINE = "vm"
-HUGE = 10**400  # an integer JSON literal beyond float range
-
-
-def copy_study(dst: Path, n: int = 3) -> Path:
-    """The first ``n`` runs of the committed study (results files and sidecars) under ``dst``."""
-    harness = dst / MACHINE / HARNESS_DIR
-    harness.mkdir(parents=True)
-    shutil.copy(STUDY / "benchmarks.json", dst)
-    shutil.copy(STUDY / MACHINE / "machine.json", dst / MACHINE)
-    shutil.copytree(STUDY / MACHINE / HARNESS_DIR / "study", harness / "study")
-    files = sorted(p for p in (STUDY / MACHINE).glob("*.json") if p.name != "machine.json")
-    for p in files[:n]:
-        data = json.loads(p.read_text())
-        shutil.copy(p, dst / MACHINE)
-        name = run_folder_name(data["commit_hash"], data["env_name"])
-        shutil.copytree(STUDY / MACHINE / HARNESS_DIR / name, harness / name)
-    return dst
+from harness.vocabulary import HARNESS_DIR
 
 
 @pytest.fixture
 def study(tmp_path: Path) -> Path:
     return copy_study(tmp_path / "results")
-
-
-def result_files(root: Path) -> list[Path]:
-    return sorted(p for p in (root / MACHINE).glob("*.json") if p.name != "machine.json")
-
-
-def run_folder(path: Path) -> Path:
-    """The sidecar folder of one results file."""
-    data = json.loads(path.read_text())
-    return path.parent / HARNESS_DIR / run_folder_name(data["commit_hash"], data["env_name"])
-
-
-def env_names(root: Path) -> list[str]:
-    return [json.loads(p.read_text())["env_name"] for p in result_files(root)]
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root`` (and their names and modes)."""
-    out = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_symlink():
-            out[str(p)] = "link:" + os.readlink(p)
-        elif p.is_file():
-            out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
-    return out
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    """The real command line, in this process: (exit code, stdout, stderr)."""
-    rc = cli.main(list(args))
-    cap = capsys.readouterr()
-    assert "Traceback" not in cap.err, cap.err
-    return rc, cap.out, cap.err
-
-
-def checked(capsys, root: Path, *args: str, rc: int = 0) -> tuple[str, str]:
-    """Run a command on ``root``; the exit code is ``rc`` and ``root`` is left unchanged."""
-    before = tree_digest(root)
-    code, out, err = run(capsys, *args)
-    assert code == rc, err
-    assert tree_digest(root) == before
-    return out, err
-
-
-def edit_json(path: Path, change) -> None:
-    data = json.loads(path.read_text())
-    change(data)
-    path.write_text(json.dumps(data))
-
-
-def first_row(data: dict, bench: str = "pca.PCA.time_pca") -> list:
-    return data["results"][bench]
 
 
 # --- 1: integers beyond float range ------------------------------------------------------------
@@ -236,48 +176,6 @@ def test_symlink_loops_inside_results(study, capsys):
     assert scan(study, warn=lambda line: None).files == 3
 
 
-# --- 5: an unreadable sidecar folder ------------------------------------------------------------
-
-
-def test_unreadable_sidecar_folder(tmp_path):
-    """Run as an unprivileged user (root reads everything); skipped where that is impossible."""
-    as_root = os.geteuid() == 0
-    if as_root and shutil.which("setpriv") is None:
-        pytest.skip("running as root and setpriv is missing: cannot make a folder unreadable")
-    base = Path(tempfile.mkdtemp(prefix="hostile-")) if as_root else tmp_path
-    try:
-        os.chmod(base, 0o755)
-        root = copy_study(base / "results")
-        folder = run_folder(result_files(root)[0])
-        os.chmod(folder / "records", 0)
-        before = tree_digest(root)
-        prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-        env = {**os.environ, "HOME": str(base), "MPLCONFIGDIR": str(base)}
-        probe = subprocess.run([*prefix, "true"], capture_output=True) if as_root else None
-        if probe is not None and probe.returncode != 0:
-            pytest.skip(f"setpriv cannot switch to nobody here: {probe.stderr.decode().strip()}")
-        proc = subprocess.run(
-            [*(prefix if as_root else []), sys.executable, "-m", "harness", "table", str(root)],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=env,
-            timeout=300,
-        )
-        os.chmod(folder / "records", 0o755)
-        assert proc.returncode == 0, proc.stderr
-        assert "Traceback" not in proc.stderr
-        lines = [x for x in proc.stderr.splitlines() if "records" in x and folder.name in x]
-        assert len(lines) == 1, proc.stderr
-        assert tree_digest(root) == before
-    finally:
-        if as_root:
-            for p in base.rglob("*"):
-                if p.is_dir() and not p.is_symlink():
-                    os.chmod(p, 0o755)
-            shutil.rmtree(base)
-
-
 # --- 6: fingerprint fields of the wrong type ----------------------------------------------------
 
 WRONG_FIELDS = {
@@ -312,119 +210,6 @@ def test_fingerprint_fields_of_the_wrong_type(study, capsys, field):
     checked(capsys, study, "crossenv", str(study))
     code, _, err = run(capsys, "compare", a, b, "--results", str(study))
     assert code in (0, 1), err
-
-
-# --- 7: bad digests ----------------------------------------------------------------------------
-
-
-def _npz(**arrays) -> bytes:
-    buf = stdio.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    return buf.getvalue()
-
-
-def _spoiled_digest(path: Path, how: str) -> None:
-    raw = path.read_bytes()
-    with np.load(path) as z:
-        arrays = {k: z[k] for k in z.files}
-    if how == "truncated":
-        path.write_bytes(raw[: len(raw) // 2])
-    elif how == "npy":
-        buf = stdio.BytesIO()
-        np.save(buf, arrays["embedding"])
-        path.write_bytes(buf.getvalue())
-    elif how == "empty meta":
-        path.write_bytes(_npz(**{**arrays, "meta": np.zeros(0, dtype=np.uint8)}))
-    elif how == "list meta":
-        meta = np.frombuffer(b"[1, 2]", dtype=np.uint8)
-        path.write_bytes(_npz(**{**arrays, "meta": meta}))
-    elif how == "nan":
-        path.write_bytes(_npz(**{**arrays, "embedding": arrays["embedding"] * np.nan}))
-    elif how == "inf":
-        path.write_bytes(_npz(**{**arrays, "loadings": arrays["loadings"] + np.inf}))
-    elif how == "shape":
-        path.write_bytes(_npz(**{**arrays, "embedding": arrays["embedding"][:, :3]}))
-    elif how == "strings":
-        path.write_bytes(_npz(**{**arrays, "variance": np.array(["a"] * 50)}))
-    elif how == "bomb":
-        # A few MB of zip that unpacks to 400 MB.
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name, arr in arrays.items():
-                buf = stdio.BytesIO()
-                np.save(buf, arr)
-                zf.writestr(f"{name}.npy", buf.getvalue())
-            with zf.open("padding.npy", "w", force_zip64=True) as fh:
-                chunk = bytes(1 << 20)
-                for _ in range(400):
-                    fh.write(chunk)
-
-
-DIGEST_CASES = ["truncated", "npy", "empty meta", "list meta", "nan", "inf", "shape", "strings"]
-
-
-@pytest.mark.parametrize("how", [*DIGEST_CASES, "bomb"])
-def test_bad_digest_is_skipped(study, capsys, how):
-    path = sorted((run_folder(result_files(study)[0]) / "artifacts").glob("*.npz"))[0]
-    _spoiled_digest(path, how)
-    _, err = checked(capsys, study, "crossenv", str(study))
-    warned = [x for x in err.splitlines() if path.name in x]
-    assert len(warned) == 1, err
-
-
-def test_bad_digest_in_compare_and_report(study, capsys, tmp_path):
-    folder = run_folder(result_files(study)[0]) / "artifacts"
-    for path, how in zip(sorted(folder.glob("*.npz")), DIGEST_CASES, strict=False):
-        _spoiled_digest(path, how)
-    a, b = env_names(study)[:2]
-    before = tree_digest(study)
-    code, _, err = run(capsys, "compare", a, b, "--results", str(study))
-    assert code in (0, 1) and "artifacts" in err
-    code, _, err = run(capsys, "report", str(study), str(tmp_path / "report"))
-    assert code == 0 and "artifacts" in err
-    assert tree_digest(study) == before
-
-
-# --- 9: the study's pin and inputs.jsonl -------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "content",
-    [b"", b"\x00\xff\xfe binary", b"[1, 2]\n", b'{"commit": 12}\n', b'{"commit": "ab'],
-)
-def test_corrupt_study_pin(study, capsys, content):
-    from harness.study import driver, missing
-
-    pin = study / MACHINE / HARNESS_DIR / "study" / "study.jsonl"
-    pin.write_bytes(content)
-    with pytest.raises(HarnessError, match=r"study\.jsonl"):
-        driver.pinned_commit(study, MACHINE)
-    missing.load(study)  # the pin is not a failure record: left alone
-    _, err = checked(capsys, study, "writeup", str(study), rc=2)
-    assert "study.jsonl" in err
-
-
-def test_failure_record_that_is_a_list(study, capsys):
-    from harness.study import missing
-
-    record = next((study / MACHINE / HARNESS_DIR / "study").glob("2*.jsonl"))
-    record.write_text("[1, 2]\n")
-    lines: list[str] = []
-    assert missing.load(study, warn=lines.append) == []
-    assert len(lines) == 1 and record.name in lines[0]
-
-
-def test_inputs_line_without_fields(study, capsys):
-    from harness.results import sidecars
-
-    folder = run_folder(result_files(study)[0])
-    inputs = folder / "inputs.jsonl"
-    inputs.write_text("{}\n" + inputs.read_text())
-    lines: list[str] = []
-    rows = sidecars.read_inputs(folder, warn=lines.append)
-    assert rows and all("dataset" in r for r in rows)
-    assert len(lines) == 1 and "inputs.jsonl" in lines[0] and "line 1" in lines[0]
-    _, err = checked(capsys, study, "writeup", str(study))
-    assert "inputs.jsonl" in err
 
 
 # --- 14: records that contradict asv -----------------------------------------------------------
@@ -482,48 +267,6 @@ def test_results_file_that_is_a_list(study, capsys):
 # --- found by tests/test_fuzz.py ----------------------------------------------------------------
 
 
-def cli_child(*args: str, timeout: float = 30) -> tuple[int, str]:
-    """The command line in a child under a 3 GB memory bound: (exit code, stderr). A reader that
-    blocks on a FIFO or reads /dev/zero whole fails here instead of hanging the suite."""
-
-    def limit():
-        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
-
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "harness", *args],
-            capture_output=True,
-            text=True,
-            preexec_fn=limit,
-            cwd=ROOT,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"harness {args[0]}: no exit within {timeout} s")
-    assert "Traceback" not in proc.stderr and "MemoryError" not in proc.stderr, proc.stderr
-    return proc.returncode, proc.stderr
-
-
-def fingerprint_of(root: Path, i: int = 0) -> Path:
-    return run_folder(result_files(root)[i]) / "fingerprint.jsonl"
-
-
-def edit_first_line(path: Path, change) -> None:
-    lines = path.read_text().splitlines()
-    data = json.loads(lines[0])
-    change(data)
-    path.write_text("\n".join([json.dumps(data), *lines[1:]]) + "\n")
-
-
-def first_record(root: Path, pattern: str = "stability.*/*.jsonl") -> Path:
-    return sorted((run_folder(result_files(root)[0]) / "records").glob(pattern))[0]
-
-
-def lines_naming(err: str, name: str) -> list[str]:
-    return [x for x in err.splitlines() if name in x]
-
-
 def test_thread_pool_without_num_threads(study, capsys, tmp_path):
     """Fuzz finding 1: a KeyError in fingerprint.threads()."""
     path = fingerprint_of(study)
@@ -558,18 +301,6 @@ def test_fingerprint_that_is_not_a_regular_file(study, special):
     reason = "symbolic links" if special == "loop" else "not a regular file"
     assert reason in line and path.parent.name in line
     assert tree_digest(study) == before
-
-
-def test_sidecar_larger_than_the_limit(study):
-    """Fuzz finding 2: sidecar reads are bounded (a fingerprint is a few kB)."""
-    from harness import io
-
-    path = fingerprint_of(study)
-    path.write_bytes(path.read_bytes() + b" " * (io.MAX_SIDECAR_BYTES + 1))
-    lines: list[str] = []
-    scan(study, warn=lines.append)
-    (line,) = lines_naming("\n".join(lines), "fingerprint.jsonl")
-    assert "larger than" in line
 
 
 def test_record_that_is_a_fifo(study):
@@ -661,48 +392,6 @@ def test_markdown_cells_escape_markup_and_bidi_controls(study, capsys):
     out, _ = checked(capsys, study, "table", str(study))
     assert "<script>" not in out and "\u202e" not in out
     assert "&lt;script&gt;alert(1)&lt;/script&gt;\\|" in out
-
-
-def _npz_with_meta(path: Path, change) -> None:
-    with np.load(path) as z:
-        arrays = {k: z[k] for k in z.files}
-    meta = json.loads(arrays["meta"].tobytes())
-    change(meta)
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    path.write_bytes(_npz(**arrays))
-
-
-@pytest.mark.parametrize(
-    "change",
-    [
-        lambda m: m["condition"].__setitem__("index", "$x^$"),
-        lambda m: m["condition"].pop("process"),
-        lambda m: m["condition"].__setitem__("threads", "many"),
-        lambda m: m["params"].pop("layout"),
-        lambda m: m["params"].__setitem__("dtype", 64),
-    ],
-    ids=["index-text", "no-process", "threads-text", "no-layout", "dtype-int"],
-)
-def test_digest_metadata_of_the_wrong_type(study, capsys, change):
-    """Fuzz finding 11: the metadata's values were used whatever their type."""
-    from harness.bench import digests
-
-    path = sorted((run_folder(result_files(study)[0]) / "artifacts").glob("*.npz"))[0]
-    _npz_with_meta(path, change)
-    with pytest.raises(ValueError, match="not a harness artifact"):
-        digests.load(path)
-    _, err = checked(capsys, study, "crossenv", str(study))
-    assert len(lines_naming(err, path.name)) == 1, err
-
-
-def test_digest_linked_to_a_proc_file_in_the_writeup(study, capsys, tmp_path):
-    """Fuzz finding 12: the writeup left the digest out silently."""
-    path = sorted((run_folder(result_files(study)[0]) / "artifacts").glob("*.npz"))[0]
-    path.unlink()
-    path.symlink_to("/proc/self/status")
-    out = str(tmp_path / "w.json")
-    _, err = checked(capsys, study, "writeup", str(study), "--format", "json", "--out", out)
-    assert len(lines_naming(err, path.name)) == 1, err
 
 
 @pytest.mark.parametrize("change", ["no layout", "layout a number", "no params"])

@@ -75,6 +75,7 @@ class Comparison:
 def asv_decider() -> tuple[Callable[..., bool], str]:
     """asv compare's own ``_is_result_better`` (Mann-Whitney U on samples, else 99% CI overlap)."""
     try:
+        # asv is optional (not a dependency): imported here, with a fallback below.
         from asv.commands.compare import _is_result_better
     except ImportError:  # asv not installed: the factor alone decides, and the output says so
 

@@ -236,7 +236,7 @@ def summarize(pairs: pd.DataFrame) -> pd.DataFrame:
             i = dev.idxmax()
             worst, where = (
                 float(dev[i]),
-                "/".join(str(sub.at[i, k]) for k in ("dataset", "layout", "dtype", "solver")),
+                "/".join(str(sub.at[i, k]) for k in CONFIG_COLUMNS),
             )
         else:
             worst, where = (0.0 if dev.notna().any() else math.nan), ""

@@ -17,7 +17,9 @@ import hashlib
 import warnings
 from dataclasses import dataclass, field
 
+import anndata as ad
 import numpy as np
+import scanpy as sc
 from scipy import sparse
 from sklearn.metrics import adjusted_rand_score
 
@@ -48,8 +50,6 @@ class Downstream:
 
 
 def _adata(embedding: np.ndarray):
-    import anndata as ad
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return ad.AnnData(X=np.asarray(embedding, dtype=np.float32))
@@ -57,8 +57,6 @@ def _adata(embedding: np.ndarray):
 
 def graph(embedding: np.ndarray, n_neighbors: int = N_NEIGHBORS) -> sparse.csr_matrix:
     """scanpy's weighted connectivities of an embedding, from an exact kNN."""
-    import scanpy as sc
-
     adata = _adata(embedding)
     n = min(n_neighbors, adata.n_obs - 1)
     with warnings.catch_warnings():
@@ -69,8 +67,6 @@ def graph(embedding: np.ndarray, n_neighbors: int = N_NEIGHBORS) -> sparse.csr_m
 
 def leiden(connectivities: sparse.csr_matrix, seed: int = 0) -> np.ndarray:
     """``sc.tl.leiden`` (igraph flavour, 2 iterations, undirected) on given connectivities."""
-    import scanpy as sc
-
     adata = _adata(np.zeros((connectivities.shape[0], 1)))
     adata.obsp["connectivities"] = connectivities
     adata.uns["neighbors"] = {"connectivities_key": "connectivities", "params": {}}
@@ -137,8 +133,6 @@ def default_neighbors_problem(n_cells: int = 5000, n_dims: int = 50) -> str | No
     """Whether scanpy's *default* ``pp.neighbors`` (pynndescent) runs on ``n_cells`` cells here:
     None, or the exception it raised (scanpy 1.11.5 with scipy 1.17.1 was seen to fail above
     4,096 cells: pynndescent returned a sparse array without ``getnnz``)."""
-    import scanpy as sc
-
     adata = _adata(np.random.default_rng(0).standard_normal((n_cells, n_dims)))
     try:
         with warnings.catch_warnings():

@@ -307,7 +307,9 @@ _KNN_CACHE: dict[tuple[str, int], np.ndarray] = {}
 
 def _knn_indices(emb: np.ndarray, n_neighbors: int) -> np.ndarray:
     """Exact euclidean kNN (self excluded); remembered per embedding, as checks share baselines."""
-    from sklearn.neighbors import NearestNeighbors
+    from sklearn.neighbors import (
+        NearestNeighbors,  # heavy (seconds); the results readers import this module
+    )
 
     key = (sha256_array(emb), n_neighbors)
     if key not in _KNN_CACHE:
@@ -337,7 +339,7 @@ def knn_jaccard(emb_a: np.ndarray, emb_b: np.ndarray, n_neighbors: int = N_NEIGH
 
 
 def _leiden_from_knn(idx: np.ndarray, seed: int, resolution: float) -> np.ndarray:
-    import igraph
+    import igraph  # heavy (seconds); the results readers import this module
 
     adj = _indicator(idx)
     upper = sparse.triu(adj + adj.T, k=1).tocoo()
@@ -360,7 +362,9 @@ def leiden_ari(
     resolution: float = 1.0,
 ) -> float:
     """Adjusted Rand index between seeded Leiden (modularity) clusterings of each embedding's kNN graph."""
-    from sklearn.metrics import adjusted_rand_score
+    from sklearn.metrics import (
+        adjusted_rand_score,  # heavy (seconds); the results readers import this module
+    )
 
     la = _leiden_from_knn(_knn_indices(emb_a, n_neighbors), seed, resolution)
     lb = _leiden_from_knn(_knn_indices(emb_b, n_neighbors), seed, resolution)
@@ -375,7 +379,9 @@ def downstream_agreement(
     Identical embeddings give identical kNN sets; identical kNN sets give the same unweighted
     graph, and seeded Leiden on the same graph gives the same clusters: both are then 1.0.
     """
-    from sklearn.metrics import adjusted_rand_score
+    from sklearn.metrics import (
+        adjusted_rand_score,  # heavy (seconds); the results readers import this module
+    )
 
     if _same_bits(emb_a, emb_b):
         return 1.0, 1.0
@@ -531,9 +537,7 @@ def significant_digits(samples: Sequence[PCAResult], dtype: Any = None) -> SigDi
     is the precision of ``dtype`` (default: the least precise embedding among ``samples``): a
     float32 output cast to float64 for the comparison still holds at most ~7.2 digits.
     """
-    import warnings
-
-    import significantdigits as sd
+    import significantdigits as sd  # heavy (seconds); the results readers import this module
 
     if len(samples) < 2:
         raise ValueError(f"need at least 2 samples, got {len(samples)}")

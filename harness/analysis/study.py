@@ -12,9 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+from packaging.version import InvalidVersion, Version
+
 from harness.errors import HarnessError
 from harness.results import environments as environs
 from harness.results.environments import FACTORS, implementation
+from harness.study import missing
 from harness.vocabulary import (
     BITWISE,
     CHECKS,
@@ -30,8 +34,6 @@ from harness.vocabulary import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
-
     from harness.analysis.crossenv import CrossEnv
     from harness.results.reader import Loaded
 
@@ -81,7 +83,6 @@ def environments(loaded: Loaded, table: pd.DataFrame) -> pd.DataFrame:
 
 def coverage(envs: pd.DataFrame) -> dict[str, list[str]]:
     """Distinct releases, kernel families and implementations that have results."""
-    from packaging.version import InvalidVersion, Version
 
     def distinct(col: str) -> list[str]:
         values = {v for v in envs[col] if v and v != "-"}
@@ -126,8 +127,6 @@ def inputs(per_env: Sequence[list[dict[str, Any]]], envs: pd.DataFrame) -> tuple
 def bench_minutes(frame: pd.DataFrame, envs: pd.DataFrame) -> list[float]:
     """Per environment, asv's benchmarking wall time in minutes (first start to last end;
     environment creation is not in asv's results)."""
-    import pandas as pd
-
     sub = frame[frame["env_name"].isin(set(envs["env_name"])) & frame["started_at"].notna()]
     sub = sub[sub["commit"].isin(set(envs["commit"]))]
     end = sub["started_at"] + pd.to_timedelta(sub["duration"].fillna(0), unit="s")
@@ -143,8 +142,6 @@ def not_run(
 ) -> list[dict[str, Any]]:
     """Environments of the matrix (``steps`` of asv.conf.json) with neither results nor a failure
     record: the study has not reached them yet."""
-    from harness.study import missing
-
     seen = set(envs["env_name"]) | {r["env_name"] for r in without}
     rows = []
     for step in steps:
@@ -197,8 +194,6 @@ def _ran(frame: pd.DataFrame, check: str) -> pd.Series:
 def within(study: Study, reproducible_only: bool = False) -> pd.DataFrame:
     """Per environment: how many configurations are bitwise identical under each within-check
     (``reproducible_only``: over the configurations reproducible in every environment)."""
-    import pandas as pd
-
     rows = []
     t = _reproducible(study.table, study) if reproducible_only else study.table
     for env in study.envs.itertuples():
@@ -226,8 +221,6 @@ def not_reproducible(study: Study, checks: tuple[str, ...] = IDENTICAL_CALLS) ->
 
 def not_reproducible_by_config(study: Study) -> pd.DataFrame:
     """Per configuration not reproducible somewhere: the ids where, the worst deviations."""
-    import pandas as pd
-
     rows = []
     for config, sub in not_reproducible(study).groupby(list(CONFIG_COLUMNS), sort=True):
         rows.append(
@@ -328,8 +321,6 @@ def _against_baseline(env: Any, sub: pd.DataFrame) -> dict[str, Any]:
 def across(study: Study) -> pd.DataFrame:
     """Per environment, its results against the baseline's (same configuration, default threads),
     over the configurations reproducible in both."""
-    import pandas as pd
-
     pairs = _cross_pairs(study)
     if pairs is None or pairs.empty:
         return pd.DataFrame()
@@ -356,8 +347,6 @@ def lead_trail(study: Study) -> tuple[float, float] | None:
 def by_factor(study: Study) -> pd.DataFrame:
     """What moves the bits: one row per source of variation, within (``source``: the check) and
     across environments (``source``: the factor, ``across`` True)."""
-    import pandas as pd
-
     rows = []
     t = study.table
     for check in WITHIN_ENV:
@@ -434,8 +423,6 @@ def across_summary(across: dict[str, dict[str, Any]]) -> Across:
 def downstream(study: Study) -> pd.DataFrame:
     """Per check: where results moved, how much the kNN graph and Leiden clusters moved (checks
     other than repeat and process over the configurations reproducible in every environment)."""
-    import pandas as pd
-
     r = study.records.rename(columns={"svd_solver": "solver"})
     moved = r[(r["status"] == "ok") & (r["bitwise"] == False)]  # noqa: E712 (None = not recorded)
     rows = []
@@ -465,8 +452,6 @@ def downstream(study: Study) -> pd.DataFrame:
 
 def fastest(study: Study) -> pd.DataFrame:
     """Per dataset and kind (:data:`FASTEST_KINDS`): the fastest 1-thread configuration."""
-    import pandas as pd
-
     t = study.table[study.table["time_1_thread_s"].notna()].copy()
     t["id"] = t["env_name"].map(ids(study))
     change = changes(study)

@@ -211,7 +211,7 @@ def activate_pca_implementation() -> str:
                 f"{SKLEARNEX_ENV} is set but scikit-learn-intelex is not installed "
                 "(pip install scikit-learn-intelex)"
             )
-        from sklearnex import patch_sklearn
+        from sklearnex import patch_sklearn  # optional: only where HARNESS_SKLEARNEX asks
 
         patch_sklearn(["sklearn.decomposition.PCA"], verbose=False)
         _sklearnex_active = True

@@ -33,6 +33,7 @@ def mapped_libraries(maps: str | None = None) -> list[str]:
 
 def threadpools() -> list[dict[str, Any]]:
     """threadpoolctl's report after importing the libraries PCA uses (so their BLAS are loaded)."""
+    # Here, not at the top: this module loads in the start-up hook, before the BLAS is selected.
     import numpy  # noqa: F401
     import scipy.linalg
     import scipy.sparse.linalg  # noqa: F401

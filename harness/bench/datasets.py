@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import anndata as ad
 import numpy as np
 from scipy import sparse
 
@@ -54,15 +55,13 @@ class Dataset:
 
 
 def _pbmc68k_reduced():
-    import scanpy as sc
+    import scanpy as sc  # seconds to import; only this source and preprocessing need it
 
     # X is scanpy's scaled matrix, the input scanpy's own benchmark suite times PCA on.
     return sc.datasets.pbmc68k_reduced()
 
 
 def _tenx_10k():
-    import anndata as ad
-
     store = cache_dir() / "10x-10k-subset.zarr"
     if not store.exists():
         _fetch_tenx(store)
@@ -101,8 +100,6 @@ def _fetch_tenx(store: Path) -> None:
 
 def _synthetic(n_obs: int, n_vars: int, seed: int) -> Callable[[], object]:
     def make():
-        import anndata as ad
-
         return ad.AnnData(X=negative_binomial_counts(n_obs, n_vars, seed))
 
     return make
@@ -199,15 +196,13 @@ def names(active_profile: str | None = None) -> list[str]:
 
 def preprocess_counts(adata) -> None:
     """The one fixed preprocessing for count data: normalize_total(1e4) then log1p, in place."""
-    import scanpy as sc
+    import scanpy as sc  # seconds to import; only this source and preprocessing need it
 
     sc.pp.normalize_total(adata, target_sum=1e4)
     sc.pp.log1p(adata)
 
 
 def _read_user(name: str, path: Path):
-    import anndata as ad
-
     if path.suffix != ".h5ad":
         raise DatasetUnavailable(f"{path}: not an .h5ad file")
     try:
@@ -222,8 +217,6 @@ def _read_user(name: str, path: Path):
 
 def _cached_h5ad(name: str) -> Path:
     """Build (once) and return the preprocessed h5ad of a built-in dataset."""
-    import anndata as ad
-
     spec = DATASETS[name]
     target = cache_dir() / f"{name}.h5ad"
     if target.exists():
@@ -242,8 +235,6 @@ def _cached_h5ad(name: str) -> Path:
 
 @cache
 def _load(name: str):
-    import anndata as ad
-
     if name.startswith(USER_PREFIX):
         files = user_files()
         if name not in files:

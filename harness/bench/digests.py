@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from harness import io
+from harness.analysis import metrics
+from harness.analysis.metrics import sha256_array
 from harness.bench import store
 from harness.bench.pca import PCAResult
 from harness.vocabulary import CONFIG_KEYS, HARNESS_DIR
@@ -64,8 +66,6 @@ def make(
     result: PCAResult, key: store.RunKey, params: dict[str, Any], condition: dict[str, Any]
 ) -> Digest:
     """Digest a full PCA result."""
-    from harness.analysis.metrics import sha256_array
-
     cells = spaced(result.embedding.shape[0], N_CELLS)
     genes = spaced(result.loadings.shape[0], N_GENES)
     sample = PCAResult(
@@ -290,8 +290,6 @@ def load_all(results_dir: Path, warn: Callable[[str], None] | None = None) -> li
 
 def compare_digests(a: Digest, b: Digest) -> dict[str, Any]:
     """Compare two digests: exact sha equality plus harness.analysis.metrics on the subsample."""
-    from harness.analysis import metrics
-
     exact = {part: a.sha256[part] == b.sha256[part] for part in a.sha256}
     out: dict[str, Any] = {"bitwise": all(exact.values()), "bitwise_parts": exact}
     if (

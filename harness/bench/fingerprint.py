@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.bench import backends, blas
 from harness.bench.support import installed_version
+from harness.vocabulary import usable_cores
 
 SCHEMA = 1
 PACKAGES = (
@@ -52,8 +53,7 @@ def cpu_info() -> dict[str, Any]:
                 flags = value.split()
     except OSError:
         pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {"model": model, "flags": flags, "count": os.cpu_count(), "usable": usable}
+    return {"model": model, "flags": flags, "count": os.cpu_count(), "usable": usable_cores()}
 
 
 # scikit-learn sets these itself on import (sklearn/__init__.py); they say nothing about the run.

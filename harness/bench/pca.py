@@ -15,6 +15,9 @@ from typing import Literal
 import numpy as np
 from scipy import sparse
 
+from harness import io
+from harness.bench.backends import activate_pca_implementation
+
 Layout = Literal["dense", "csr"]
 DType = Literal["float32", "float64"]
 Solver = Literal["arpack", "randomized", "full", "covariance_eigh", "auto", "lobpcg"]
@@ -49,8 +52,6 @@ FIELDS = ("embedding", "loadings", "variance", "variance_ratio")
 
 def save_results(path: str | os.PathLike[str], results: Sequence[PCAResult]) -> None:
     """Store PCA results in one .npz, atomically (fields suffixed _0, _1, ...; no pickles)."""
-    from harness import io
-
     arrays = {f"{k}_{i}": v for i, r in enumerate(results) for k, v in r.arrays().items()}
     with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **arrays)
@@ -75,6 +76,7 @@ def as_layout(x: np.ndarray | sparse.spmatrix, layout: Layout, dtype: DType):
 
 def make_anndata(x):
     """A minimal AnnData around ``x`` (no copy), as a user's object would hold it."""
+    # Not at the top: the results readers import this module (via metrics) and never run PCA.
     import anndata as ad
 
     with warnings.catch_warnings():
@@ -97,9 +99,7 @@ def run_pca(
     benchmarks must not time the warning machinery. Which solver is valid is decided beforehand by
     :func:`harness.bench.support.unsupported_reason`, not by catching scanpy's fallbacks here.
     """
-    import scanpy as sc
-
-    from harness.bench.backends import activate_pca_implementation
+    import scanpy as sc  # seconds to import; see make_anndata
 
     activate_pca_implementation()
     with warnings.catch_warnings():

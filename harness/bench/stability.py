@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 from harness.analysis import metrics
 from harness.bench import datasets, store, support
@@ -98,8 +100,6 @@ def _input(config: Config):
 
 def compute(config: Config, condition: Condition) -> PCAResult:
     """Run the configuration's PCA under ``condition`` in this process."""
-    from threadpoolctl import threadpool_limits
-
     x = _input(config)
     with threadpool_limits(limits=condition.threads):
         return run_pca(
@@ -264,9 +264,6 @@ def reference(config: Config) -> PCAResult:
 
 def exact_pca(x, n_comps: int = N_COMPS) -> PCAResult:
     """eigh of the exact float64 covariance of ``x`` (dense or sparse) on one BLAS thread."""
-    from scipy import sparse
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(limits=1):
         x64 = x.astype(np.float64)
         mean = np.asarray(x64.mean(axis=0)).ravel()

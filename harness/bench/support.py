@@ -9,10 +9,14 @@ timing that would only time arpack twice under another name.
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 
+import numpy as np
 from packaging.version import Version
+from scipy.sparse.linalg import svds
 
 _SKLEARN_DENSE = frozenset({"auto", "full", "arpack", "randomized"})
 
@@ -120,12 +124,6 @@ def lobpcg_is_seeded(rng_passed: bool, size: tuple[int, int] = (300, 60), k: int
     (scipy#25069: gh-23531 dropped ``check_random_state``; fix proposed in scipy#25204), so the
     global seed no longer reaches them; scipy <= 1.15 used numpy's global RandomState.
     """
-    import inspect
-    import warnings
-
-    import numpy as np
-    from scipy.sparse.linalg import svds
-
     a = np.random.default_rng(0).standard_normal(size)
     kwargs = {}
     if rng_passed and "rng" in inspect.signature(svds).parameters:

@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 
 from harness.analysis import tables
-from harness.commands import load, output
+from harness.commands import load, output, stderr_warn
 from harness.errors import HarnessError
 from harness.render import tables as render_tables
 from harness.results import environments
@@ -48,7 +48,9 @@ def build(loaded: Loaded, args: argparse.Namespace) -> tuple[pd.DataFrame, bool]
 
 
 def cli_table(args: argparse.Namespace) -> int:
-    without = missing.load(args.results, machine=args.machine, commit=args.commit)
+    without = missing.load(
+        args.results, machine=args.machine, commit=args.commit, warn=stderr_warn("table")
+    )
     try:
         loaded = load(args.results, "table")
     except HarnessError:

@@ -19,7 +19,7 @@ from typing import Any
 
 def doctor(*args: Any, **kwargs: Any) -> Any:
     """See :func:`harness.doctor.api.doctor` (imported on first call: it loads scanpy)."""
-    from harness.doctor import api
+    from harness.doctor import api  # keeps `import harness.doctor` light (api loads scanpy)
 
     return api.doctor(*args, **kwargs)
 

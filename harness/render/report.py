@@ -41,14 +41,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import pandas as pd
+
+from harness.analysis import tables
+from harness.commands import load, stderr_warn
+from harness.commands.crossenv import crossenv_of
 from harness.errors import HarnessError
+from harness.render import crossenv as render_crossenv
 from harness.render import formats as render
+from harness.render import tables as render_tables
+from harness.results import environments
 from harness.results.environments import Key
+from harness.results.problems import relative_line
 from harness.vocabulary import DEFAULT_TOLERANCE, VERDICT_CHECKS, env_number
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
-
     from harness.analysis.crossenv import CrossEnv
     from harness.results.reader import Loaded
 
@@ -78,7 +86,7 @@ class Figure:
 
 
 def _matplotlib():
-    import matplotlib
+    import matplotlib  # only the figures need matplotlib
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
@@ -112,8 +120,6 @@ def deviation_matrix(
     table: pd.DataFrame, cross: CrossEnv | None, ids: Mapping[Key, str]
 ) -> tuple[pd.DataFrame, str]:
     """Environment (id) x configuration deviations for the heatmap, and what they are."""
-    import pandas as pd
-
     if cross is not None and len(cross.pairs):
         base_id = cross.baseline or cross.envs[0]["id"]
         pairs = cross.pairs[(cross.pairs["a"] == base_id) | (cross.pairs["b"] == base_id)]
@@ -184,8 +190,6 @@ def _config(frame: pd.DataFrame, solver: str) -> pd.Series:
 
 def heatmap(matrix: pd.DataFrame, what: str) -> Figure | None:
     """The deviation heatmap of :func:`deviation_matrix` (None when there is nothing to draw)."""
-    import numpy as np
-
     if matrix.empty:
         return None
     plt = _matplotlib()
@@ -205,7 +209,7 @@ def heatmap(matrix: pd.DataFrame, what: str) -> Figure | None:
     fig, ax = plt.subplots(figsize=(width, height))
     cmap = plt.get_cmap("viridis").with_extremes(bad="#f2f2f2")
     im = ax.imshow(np.where(exact, np.nan, logs), cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
-    from matplotlib.colors import ListedColormap
+    from matplotlib.colors import ListedColormap  # after _matplotlib() chose the backend
 
     equal = ListedColormap(["#cfe8c9"]).with_extremes(bad=(0, 0, 0, 0))
     ax.imshow(np.where(exact, 1.0, np.nan), cmap=equal, vmin=0, vmax=1, aspect="auto")
@@ -233,8 +237,6 @@ def _runtime_panel(
     ax: Any, sub: pd.DataFrame, solvers: list[str], series: list, colors: Any
 ) -> None:
     """One run's and dataset's bars: median runtime per solver, one bar per layout and dtype."""
-    import numpy as np
-
     width = 0.8 / max(1, len(series))
     for k, (layout, dtype) in enumerate(series):
         part = sub[(sub["layout"].astype(str) == layout) & (sub["dtype"].astype(str) == dtype)]
@@ -316,13 +318,6 @@ def build(
     warn: Any = None,
 ) -> Report:
     """Every output of the report, in memory (see the module docstring)."""
-    from harness.analysis import tables
-    from harness.commands.crossenv import crossenv_of
-    from harness.render import crossenv as render_crossenv
-    from harness.render import tables as render_tables
-    from harness.results import environments
-    from harness.results.problems import relative_line
-
     tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
     table = tables.stability_table(
         loaded.frame, loaded.records, tolerance=tol, all_commits=all_commits
@@ -527,8 +522,6 @@ def _umask() -> int:
 
 def cli_report(args: argparse.Namespace) -> int:
     """``python -m harness report RESULTS OUTDIR``."""
-    from harness.commands import load, stderr_warn
-
     if args.tolerance is not None and args.tolerance < 0:
         raise HarnessError("--tolerance: must be >= 0")
     out = Path(args.outdir)

@@ -16,6 +16,7 @@ from harness.render import formats as render
 from harness.render.formats import Table
 from harness.study import missing
 from harness.vocabulary import (
+    BITWISE,
     BY_VERDICT,
     CHECKS,
     CONFIG_COLUMNS,
@@ -74,7 +75,7 @@ def _groups(table: pd.DataFrame) -> list[tuple[Row, list[Row]]]:
 
 
 def _check_cell(dev: Any, v: Any) -> str:
-    if v == "bitwise" or v in NO_NUMBER:
+    if v == BITWISE or v in NO_NUMBER:
         return str(v)
     if render.is_missing(dev):
         return ""

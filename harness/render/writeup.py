@@ -19,13 +19,20 @@ from typing import TYPE_CHECKING, Any
 
 from harness import commands
 from harness.analysis import study as analysis
+from harness.analysis import tables
 from harness.analysis.metrics import K_LEADING, N_NEIGHBORS
 from harness.analysis.study import Study
-from harness.bench.pca import N_COMPS
+from harness.bench import datasets
+from harness.bench.digests import N_CELLS
+from harness.bench.pca import N_COMPS, RANDOM_STATE
+from harness.bench.stability import REPEATS, THREAD_COUNTS
+from harness.bench.store import RunKey
+from harness.commands.crossenv import crossenv_of
 from harness.errors import HarnessError
 from harness.render import formats as render
 from harness.render import tables as stability_tables
 from harness.results import sidecars
+from harness.study import driver, missing
 from harness.vocabulary import WITHIN_ENV, env_id, env_number
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,11 +51,6 @@ def load(
     warn: Callable[[str], None] | None = None,
 ) -> Study:
     """Read the study of ``machine`` (default: the only one with a pinned study) from ``root``."""
-    from harness.analysis import tables
-    from harness.bench.store import RunKey
-    from harness.commands.crossenv import crossenv_of
-    from harness.study import driver, missing
-
     warn = warn or commands.stderr_warn("writeup")
     root = Path(root)
     if not root.is_dir():
@@ -66,7 +68,7 @@ def load(
         if len(envs) > 1
         else None
     )
-    without = missing.load(root, machine=machine, commit=(commit or "")[:8] or None)
+    without = missing.load(root, machine=machine, commit=(commit or "")[:8] or None, warn=warn)
     per_env = [
         sidecars.read_inputs(RunKey(e.machine, e.commit, e.env_name).folder(root), warn=warn)
         for e in envs.itertuples()
@@ -109,8 +111,6 @@ def _times(ratio: float) -> str:
 
 
 def _threads_text() -> str:
-    from harness.bench.stability import THREAD_COUNTS
-
     return " vs ".join(str(n) for n in THREAD_COUNTS) + " BLAS threads"
 
 
@@ -371,9 +371,6 @@ def advice(f: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 
 def _data_line(rows: list[dict[str, Any]], same: int, total: int) -> str:
-    from harness.bench import datasets
-    from harness.bench.pca import RANDOM_STATE
-
     def one(r: dict[str, Any]) -> str:
         n, m = r["shape"]
         known = datasets.DATASETS.get(r["dataset"])
@@ -438,8 +435,6 @@ def _findings(study: Study, f: dict[str, Any]) -> list[str]:
 
 
 def _within(study: Study) -> list[str]:
-    from harness.bench.stability import REPEATS
-
     parts = [
         "\n## Within one environment: run to run, process to process, thread count\n\n",
         "Per environment, the configurations (dataset x layout x dtype x solver) whose repeated calls "
@@ -458,8 +453,6 @@ def _within(study: Study) -> list[str]:
 
 
 def _across(a: pd.DataFrame) -> list[str]:
-    from harness.bench.digests import N_CELLS
-
     if not len(a):
         return []
     return [
@@ -475,8 +468,6 @@ def _across(a: pd.DataFrame) -> list[str]:
 
 
 def _downstream_and_speed(d: pd.DataFrame, fa: pd.DataFrame) -> list[str]:
-    from harness.bench.stability import REPEATS
-
     parts = []
     if len(d):
         parts += [
@@ -500,8 +491,6 @@ def _downstream_and_speed(d: pd.DataFrame, fa: pd.DataFrame) -> list[str]:
 
 
 def _ending(study: Study) -> list[str]:
-    from harness.study import missing
-
     parts = ["\n", missing.to_markdown(study.without)] if study.without else []
     return [
         *parts,

@@ -12,13 +12,17 @@ from __future__ import annotations
 import ast
 import json
 import math
+import multiprocessing as mp
 import os
 import re
 import sys
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from harness import io
 from harness.results import sidecars
@@ -282,8 +286,6 @@ def parse_files(
     the bad ones are reported and left out while the rest still loads. With ``fp_root``, each
     run's fingerprint is read from where the suite writes it (:mod:`harness.bench.store`).
     """
-    import numpy as np
-
     part, acc, fp_cache = Part(), _Pending(), {}
     for file, machine_dir, rel in items:
         try:
@@ -524,9 +526,6 @@ def parse_parallel(
     fp_root: str | None = None,
 ) -> Part:
     """:func:`parse_files` over contiguous chunks of ``items`` (this process takes the first)."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     if n_workers <= 1 or "fork" not in mp.get_all_start_methods():
         return parse_files(items, benches, fp_root=fp_root)
     size = math.ceil(len(items) / n_workers)
@@ -542,8 +541,6 @@ def parse_parallel(
 
 
 def _merge(parts: list[Part]) -> Part:
-    import numpy as np
-
     out = Part()
     for part in parts:
         files, rows = len(out.files), out.n_rows

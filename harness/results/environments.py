@@ -13,12 +13,13 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from harness import vocabulary
 from harness.bench import fingerprint
+from harness.results.sidecars import fingerprint_columns
 
 if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
-
     from harness.results.reader import Loaded
 
 #: What a difference in each attribute of an environment is called.
@@ -42,8 +43,6 @@ Key = tuple[str, str, str]
 
 def attributes(fp: dict[str, Any]) -> dict[str, str]:
     """The factors the study varies, as read from one environment's fingerprint."""
-    from harness.results.sidecars import fingerprint_columns
-
     cols = fingerprint_columns(fp)
     pk = fp.get("packages") or {}
     env = fp.get("env_vars") or {}
@@ -120,13 +119,21 @@ def describe(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
     ``runs``: dicts with machine, commit, env_name, label and fp (the fingerprint, or {}), in
     the order ties are broken in. Runs without a fingerprint come last, with no factor.
     """
-    import pandas as pd
-
     rows = [{**r, **attributes(r["fp"] or {})} for r in runs]
     if not rows:
         return pd.DataFrame(
-            columns=["id", "machine", "commit", "env_name", "label", "fp", "baseline", "factor",
-                     "change", *FACTORS]  # fmt: skip
+            columns=[
+                "id",
+                "machine",
+                "commit",
+                "env_name",
+                "label",
+                "fp",
+                "baseline",
+                "factor",
+                "change",
+                *FACTORS,
+            ]
         )
     known = [i for i, r in enumerate(rows) if r["fp"]]
     steered = [sum(bool(v) for v in (rows[i]["fp"].get("env_vars") or {}).values()) for i in known]
@@ -159,8 +166,13 @@ def catalogue(loaded: Loaded) -> pd.DataFrame:
         return cached
     infos = sorted(loaded.infos(), key=lambda i: (i.label, i.machine, i.commit, i.env_name))
     runs = [
-        {"machine": i.machine, "commit": i.commit, "env_name": i.env_name, "label": i.label,
-         "fp": loaded.fingerprints.find(*i.key) or {}}  # fmt: skip
+        {
+            "machine": i.machine,
+            "commit": i.commit,
+            "env_name": i.env_name,
+            "label": i.label,
+            "fp": loaded.fingerprints.find(*i.key) or {},
+        }
         for i in infos
     ]
     envs = describe(runs)
@@ -173,5 +185,7 @@ def ids(loaded: Loaded) -> dict[Key, str]:
     envs = catalogue(loaded)
     return {
         (m, c, e): i
-        for i, m, c, e in zip(envs["id"], envs["machine"], envs["commit"], envs["env_name"], strict=True)
+        for i, m, c, e in zip(
+            envs["id"], envs["machine"], envs["commit"], envs["env_name"], strict=True
+        )
     }

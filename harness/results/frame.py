@@ -9,7 +9,10 @@ factorized once and repeated over their rows. Also here: fast grouping of millio
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from harness.render.formats import is_missing
 from harness.results.asvfiles import STATS, BenchmarkInfo, Part, decode_param, unit_for
@@ -23,9 +26,6 @@ from harness.results.sidecars import (
     fingerprint_columns,
 )
 from harness.vocabulary import RUN_KEY, run_folder_name
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
 
 HEAD = (*RUN_KEY, "benchmark")
 TAIL = (
@@ -75,8 +75,6 @@ class _ParamColumn:
 
 def _small_codes(codes: Any, n_values: int) -> Any:
     """Codes in the narrowest integer type (a 4-million-row take moves less memory)."""
-    import numpy as np
-
     dtype = np.int8 if n_values < 127 else np.int16 if n_values < 32_767 else np.int32
     return codes.astype(dtype, copy=False)
 
@@ -86,8 +84,6 @@ def _typed(vals: list[Any], codes: Any, lens: Any = None) -> Any:
 
     With ``lens``, ``codes`` are per block and each block's value is repeated ``lens`` times.
     """
-    import numpy as np
-    import pandas as pd
 
     def rows(a: Any) -> Any:
         return a if lens is None else np.repeat(a, lens)
@@ -111,8 +107,6 @@ def _typed(vals: list[Any], codes: Any, lens: Any = None) -> Any:
 
 def _grid_codes(grid: tuple[Any, ...], params: dict[str, _ParamColumn]) -> dict[str, Any]:
     """Per parameter name, the codes of every combination of a grid, in itertools.product order."""
-    import numpy as np
-
     names, values = grid
     if not names:
         return {}
@@ -126,9 +120,6 @@ def _grid_codes(grid: tuple[Any, ...], params: dict[str, _ParamColumn]) -> dict[
 
 def _factorize(values: list[Any]) -> tuple[Any, list[Any]]:
     """Codes (-1 for None/NaN) and distinct values; strings sorted, so order never leaks in."""
-    import numpy as np
-    import pandas as pd
-
     arr = np.empty(len(values), dtype=object)
     arr[:] = values
     codes, uniques = pd.factorize(arr, use_na_sentinel=True)
@@ -153,9 +144,6 @@ def _spread(values: list[Any], lens: Any, block_item: Any = None) -> Any:
 
 def _timestamps(ms: list[float], lens: Any, block_item: Any = None) -> Any:
     """UTC datetimes from milliseconds since 1970; NaN and times pandas cannot hold are NaT."""
-    import numpy as np
-    import pandas as pd
-
     arr = np.asarray(ms, dtype=float)
     if block_item is not None:
         arr = arr[block_item]
@@ -169,9 +157,6 @@ def build_frame(
     part: Part, benches: dict[str, BenchmarkInfo], fps: Fingerprints, warn: Warn
 ) -> pd.DataFrame:
     """The DataFrame of a parsed folder (columns: see :mod:`harness.results.reader`)."""
-    import numpy as np
-    import pandas as pd
-
     lens = np.asarray(part.block_len, dtype=np.int64)
     block_file = np.asarray(part.block_file, dtype=np.int64)
     out: dict[str, Any] = {}
@@ -198,8 +183,6 @@ def build_frame(
 
 def _param_columns(part: Part) -> dict[str, Any]:
     """One typed column per benchmark parameter (missing where a benchmark lacks it)."""
-    import numpy as np
-
     params: dict[str, _ParamColumn] = {}
     grid_codes: dict[int, dict[str, Any]] = {}
     grids = []
@@ -225,9 +208,6 @@ def _param_columns(part: Part) -> dict[str, Any]:
 
 def _value_columns(part: Part, benches: dict[str, BenchmarkInfo], lens: Any) -> dict[str, Any]:
     """value, unit, status, reason (empty until records are joined), the stats and samples."""
-    import numpy as np
-    import pandas as pd
-
     n_rows = part.n_rows
     values = part.values
     out: dict[str, Any] = {"value": values}
@@ -267,8 +247,6 @@ def _fingerprint_columns(
     part: Part, fps: Fingerprints, warn: Warn, lens: Any, block_file: Any
 ) -> dict[str, Any]:
     """The ``fp_*`` columns: fixed ones first, then one per package version, sorted."""
-    import pandas as pd
-
     fp_rows = _file_fingerprints(part, fps, warn)
     names = {column_name(d) for d in FP_PACKAGES} | {k for row in fp_rows for k in row}
     out = {}
@@ -282,9 +260,6 @@ def _fingerprint_columns(
 
 def _int_column(col: Any, n: int) -> Any:
     """A nullable Int64 column from an int64 array, or an all-missing one from anything else."""
-    import numpy as np
-    import pandas as pd
-
     if isinstance(col, np.ndarray) and col.dtype.kind == "i":
         return pd.arrays.IntegerArray(col, np.zeros(n, dtype=bool))
     return pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool))
@@ -318,9 +293,6 @@ def _file_fingerprints(part: Part, fps: Fingerprints, warn: Warn) -> list[dict[s
 def join_records(frame: pd.DataFrame, records: pd.DataFrame, warn: Warn) -> None:
     """Fill ``reason`` of skipped rows from the harness's records (in place), and report, one line
     per run, records whose value contradicts asv's (the tables show the records' details)."""
-    import numpy as np
-    import pandas as pd
-
     if records.empty or frame.empty:
         return
     mask = frame["benchmark"].isin(set(records["benchmark"])).to_numpy()
@@ -371,9 +343,6 @@ def _contradicts(recorded: Any, value: float) -> bool:
 
 def _params_keys(frame: pd.DataFrame, rows: Any) -> list[str]:
     """The canonical parameter string (as records key them) of each of ``rows``."""
-    import numpy as np
-    import pandas as pd
-
     params = [p for p in frame.attrs.get("params", []) if p in frame.columns]
     if not params:
         return [canonical_params({})] * len(rows)
@@ -407,9 +376,6 @@ def _orig(name: str) -> str:
 
 def codes_of(series: pd.Series) -> tuple[Any, pd.Index]:
     """Integer codes (-1 for missing) and the values they stand for."""
-    import numpy as np
-    import pandas as pd
-
     if isinstance(series.dtype, pd.CategoricalDtype):
         return np.asarray(series.cat.codes, dtype=np.int64), series.cat.categories
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
@@ -418,8 +384,6 @@ def codes_of(series: pd.Series) -> tuple[Any, pd.Index]:
 
 def combine(codes: list[Any]) -> Any:
     """One int64 key per row from several code arrays (mixed radix; -1 stays distinct)."""
-    import numpy as np
-
     key = np.zeros(len(codes[0]) if codes else 0, dtype=np.int64)
     for c in codes:
         card = int(c.max(initial=-1)) + 2

@@ -10,16 +10,16 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from harness.bench import fingerprint
 from harness.render.formats import is_missing
 from harness.results.frame import codes_of, combine
 from harness.results.sidecars import Fingerprints
 from harness.vocabulary import RUN_KEY
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
 
 
 def run_label(run: dict[str, Any]) -> str:
@@ -110,9 +110,6 @@ def run_ids(frame: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
     The runs table holds machine, commit, env_name (as str), date, python, requirements, the
     ``fp_*`` columns and ``label`` (:func:`run_label`).
     """
-    import numpy as np
-    import pandas as pd
-
     cols = [
         c
         for c in frame.columns

@@ -18,9 +18,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import pandas as pd
 
 from harness import io
+from harness.analysis.metrics import leading_trailing
 from harness.bench import fingerprint
 from harness.errors import HarnessError
 from harness.results.problems import Warn, default_warn, relpath, subfolders
@@ -32,9 +35,6 @@ from harness.vocabulary import (
     STUDY_DIR,
     run_folder_name,
 )
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
 
 #: Fingerprint columns always present (empty for foreign suites), before the per-package ones.
 FP_COLUMNS = (
@@ -454,8 +454,6 @@ def load_records(path: str | os.PathLike[str] | None, *, warn: Warn | None = Non
     the comparison's metrics (:data:`RECORD_METRICS`) and ``sigdigits`` (the minimum over
     components). ``path=None`` gives the empty frame.
     """
-    import pandas as pd
-
     warn = warn or default_warn
     rows = []
     root = Path(path) if path is not None else None
@@ -496,8 +494,6 @@ def _scalar(x: Any) -> Any:
 def record_row(rec: dict[str, Any]) -> dict[str, Any]:
     """The row of one record line (ValueError when it names no run, benchmark or parameters, or
     a configuration key is missing or not a string); ``file`` is left to the caller."""
-    from harness.analysis.metrics import leading_trailing  # scipy: only where records are read
-
     params = rec.get("params")
     if not isinstance(params, dict):
         raise ValueError("record without a params object")

@@ -26,8 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from harness import io
-from harness.bench import store
+from harness.bench import backends, store
 from harness.results import asvfiles, sidecars
 from harness.study import missing
 from harness.vocabulary import env_key
@@ -47,6 +49,7 @@ class Step:
     @property
     def env_name(self) -> str:
         """asv's name for this environment (results files carry it)."""
+        # asv is not a dependency of the readers, and the write-up imports this module.
         from asv.environment import get_env_name
 
         tagged = {("env", k): v for k, v in self.env.items()} | {
@@ -70,6 +73,7 @@ def load_conf(path: Path) -> dict[str, Any]:
 
 def steps(conf_path: Path) -> list[Step]:
     """Every environment asv would build from the matrix, its excludes and includes, in order."""
+    # asv: see Step.env_name.
     from asv.config import Config
     from asv.environment import iter_matrix
 
@@ -220,10 +224,13 @@ def _record(step: Step, machine: str, commit: str, status: str, reason: str, log
 
 def backend_problem(step: Step) -> str | None:
     """Why the BLAS implementation this step asks for cannot be loaded here (None: it can)."""
-    from harness.bench import backends
-
     name = step.env_nobuild.get(backends.ENV) or step.env.get(backends.ENV)
     return backends.unavailable_reason(name) if name else None
+
+
+def _warn(line: str) -> None:
+    """The driver's warning sink: one line on stderr."""
+    print(f"harness.study: warning: {line}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,8 +248,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--machine", default=store.machine_name())
     args = parser.parse_args(argv)
 
-    from tqdm import tqdm
-
     conf_path = Path(args.config).resolve()
     conf = load_conf(conf_path)
     root = conf_path.parent
@@ -256,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"study of {commit[:8]} on {args.machine}")
         failures = {
             r["env_name"]: r["status"]
-            for r in missing.load(results_dir, machine=args.machine, commit=commit[:8])
+            for r in missing.load(results_dir, machine=args.machine, commit=commit[:8], warn=_warn)
         }
         for s in todo:
             done = has_results(results_dir, args.machine, commit, s)

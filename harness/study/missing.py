@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import io
+from harness.render import formats as render
 from harness.results.problems import Warn, default_warn
 from harness.vocabulary import HARNESS_DIR, STUDY_DIR, run_folder_name
 
@@ -110,8 +111,6 @@ def _row(rec: dict[str, Any], path: Path) -> dict[str, Any]:
 
 def to_markdown(rows: list[dict[str, Any]], *, level: int = 2) -> str:
     """A section listing the environments without results ('' when there are none)."""
-    from harness.render import formats as render
-
     if not rows:
         return ""
     headers = ["environment", "machine", "commit", "status", "reason"]
@@ -124,8 +123,6 @@ def to_markdown(rows: list[dict[str, Any]], *, level: int = 2) -> str:
 
 
 def to_html(rows: list[dict[str, Any]], *, level: int = 2) -> str:
-    from harness.render import formats as render
-
     if not rows:
         return ""
     headers = ["environment", "machine", "commit", "status", "reason"]
