@@ -233,6 +233,7 @@ class _Grouped:
     status_names: list[str]
     threads: np.ndarray
     run_max: np.ndarray  # per run: its largest thread count timed
+    rel_iqr: np.ndarray  # per row: asv's interquartile range over its value (NaN if not kept)
 
     @property
     def n(self) -> int:
@@ -266,20 +267,25 @@ class _Grouped:
         run_max = np.full(len(runs), -1, dtype=np.int64)
         np.maximum.at(run_max, rid[kind == 1], threads[kind == 1])
         values = frame["value"].to_numpy(dtype=float)[rows]
+        rel_iqr = _rel_iqr(frame, rows, values)
         return cls(rows, kind, rid, uid, first, key_codes, key_values, values, status,
-                   status_names, threads, run_max)  # fmt: skip
+                   status_names, threads, run_max, rel_iqr)  # fmt: skip
 
     def code(self, name: str) -> int:
         return self.status_names.index(name) if name in self.status_names else -9
 
-    def place(self, sel: np.ndarray, reduce: str | None = None) -> np.ndarray:
-        """Per table row: the value of the selected asv rows that ran (the largest with "max")."""
+    def place(
+        self, sel: np.ndarray, reduce: str | None = None, values: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Per table row: the value (or ``values``) of the selected asv rows that ran (the
+        largest with "max")."""
+        values = self.values if values is None else values
         out = np.full(self.n, np.nan)
         sel = sel & (self.status == self.code("ok"))
         if reduce == "max":
-            np.fmax.at(out, self.uid[sel], self.values[sel])
+            np.fmax.at(out, self.uid[sel], values[sel])
         else:
-            out[self.uid[sel]] = self.values[sel]
+            out[self.uid[sel]] = values[sel]
         return out
 
     def state(self, sel: np.ndarray) -> np.ndarray:
@@ -310,7 +316,18 @@ def _config_columns(g: _Grouped, runs: pd.DataFrame) -> dict[str, Any]:
     for name, (sel, suffix, reduce) in runtime.items():
         out[name + suffix] = g.place(sel, reduce)
         out["s_" + name] = g.state(sel)
+    for name in ("time_1_thread", "time_all_cores"):
+        out["iqr_" + name] = g.place(runtime[name][0], values=g.rel_iqr)
     return out
+
+
+def _rel_iqr(frame: pd.DataFrame, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    if "q_25" not in frame or "q_75" not in frame:
+        return np.full(len(rows), np.nan)
+    q25 = frame["q_25"].to_numpy(dtype=float)[rows]
+    q75 = frame["q_75"].to_numpy(dtype=float)[rows]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (q75 - q25) / values
 
 
 def _check_columns(
@@ -369,6 +386,8 @@ def table_columns() -> list[str]:
         "s_time_1_thread",
         "time_all_cores_s",
         "s_time_all_cores",
+        "iqr_time_1_thread",
+        "iqr_time_all_cores",
         "peakmem_bytes",
         "s_peakmem",
     ]

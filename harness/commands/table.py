@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 import pandas as pd
 
-from harness.analysis import tables
+from harness.analysis import noise, tables
 from harness.commands import load, output, stderr_warn
 from harness.errors import HarnessError
 from harness.render import tables as render_tables
@@ -47,6 +48,13 @@ def build(loaded: Loaded, args: argparse.Namespace) -> tuple[pd.DataFrame, bool]
     return tables.with_ids(table, environments.ids(loaded), labels), generic
 
 
+def shown_rows(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The asv rows of the runs a table shows."""
+    keys = ["machine", "commit", "env_name"]
+    shown = pd.MultiIndex.from_frame(table[keys].astype(str).drop_duplicates())
+    return frame[pd.MultiIndex.from_frame(frame[keys].astype(str)).isin(shown)]
+
+
 def cli_table(args: argparse.Namespace) -> int:
     without = missing.load(
         args.results, machine=args.machine, commit=args.commit, warn=stderr_warn("table")
@@ -59,13 +67,16 @@ def cli_table(args: argparse.Namespace) -> int:
         output(render_tables.render_table(pd.DataFrame(), args.format, without=without), args.out)
         return 0
     table, generic = build(loaded, args)
+    timing = noise.summarize(shown_rows(loaded.frame, table))
     summary = render_tables.summary_line(loaded)
+    if timing.n:  # the last line of the table, so the last line `make bench` prints (issue #15)
+        summary += "\n\n" + timing.line()
     text = render_tables.render_table(
         table,
         args.format,
         generic=generic,
         summary=summary,
-        summary_obj=render_tables.summary_obj(loaded),
+        summary_obj={**render_tables.summary_obj(loaded), "timing_noise": dataclasses.asdict(timing)},
         without=without,
     )
     output(text, args.out)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from harness.analysis import noise
 from harness.errors import HarnessError
 from harness.render import formats as render
 from harness.render.formats import Table
@@ -33,9 +34,14 @@ Row = dict[str, Any]
 RUN_COLUMNS = ("environment", "machine", "commit", "env_name")
 
 
+#: Marks a runtime whose interquartile range exceeds noise.NOISY of its median.
+NOISY_MARK = " ±"
+
+
 def legend(tolerance: float, verdict_checks: Sequence[str]) -> str:
     """What the marks and the verdict column mean."""
     return (
+        f"Runtime{NOISY_MARK}: its interquartile range exceeds {noise.NOISY:.0%} of the median. "
         "Δ: worst sign-aligned relative deviation of X_pca under that change (0 = equal values, "
         "bitwise = equal bits; ~ explained by the spectrum, ? no record to classify it, "
         f"! unstable; under {' and '.join(IDENTICAL_CALLS)}, identical calls, any deviation over "
@@ -91,9 +97,10 @@ def all_skipped(row: Row) -> bool:
     return bool(states) and all(s == "skipped" for s in states)
 
 
-def _runtime_cell(value: Any, state: Any, fmt: Any) -> str:
+def _runtime_cell(value: Any, state: Any, fmt: Any, rel_iqr: Any = None) -> str:
     if not render.is_missing(value):
-        return fmt(value)
+        noisy = not render.is_missing(rel_iqr) and rel_iqr > noise.NOISY
+        return fmt(value) + (NOISY_MARK if noisy else "")
     return state if state in NO_NUMBER else ""
 
 
@@ -113,8 +120,18 @@ def display(rows_in: list[Row], all_cores: Any = None) -> Table:
     for r in rows_in:
         cells = [
             *(r[k] for k in CONFIG_COLUMNS),
-            _runtime_cell(r["time_1_thread_s"], r["s_time_1_thread"], render.fmt_seconds),
-            _runtime_cell(r["time_all_cores_s"], r["s_time_all_cores"], render.fmt_seconds),
+            _runtime_cell(
+                r["time_1_thread_s"],
+                r["s_time_1_thread"],
+                render.fmt_seconds,
+                r.get("iqr_time_1_thread"),
+            ),
+            _runtime_cell(
+                r["time_all_cores_s"],
+                r["s_time_all_cores"],
+                render.fmt_seconds,
+                r.get("iqr_time_all_cores"),
+            ),
             _runtime_cell(r["peakmem_bytes"], r["s_peakmem"], render.fmt_bytes),
             *(_check_cell(r[f"dev_{c}"], r[f"v_{c}"]) for c in CHECKS),
             render.fmt_fixed(r["sigdigits"], 1),
