@@ -352,3 +352,18 @@ def test_compare_many_reports_the_worst_pair():
     assert flipped.sign_flips == 1
     with pytest.raises(ValueError, match="at least 2"):
         metrics.compare_many([a])
+
+
+def test_downstream_results_are_kept_on_disk_across_processes(tmp_path, monkeypatch):
+    """The stability suite's checks run in separate processes and share baselines: their kNN
+    graphs and Leiden labels are computed once and read back, with the same numbers."""
+    x = centered_data(SEPARATED, 200, 30, seed=3)
+    a = pca_of(x, 10)
+    b = dataclasses.replace(a, embedding=a.embedding + 1e-3)
+    b = dataclasses.replace(b, embedding=b.embedding * (1 + 0.05 * np.arange(b.n_comps)))
+    monkeypatch.setattr(metrics, "DISK_CACHE", tmp_path)
+    first = metrics.downstream_agreement(a.embedding, b.embedding)
+    kept = sorted(p.name.split("-")[0] for p in tmp_path.iterdir())
+    assert kept == ["knn15", "knn15", "leiden", "leiden"]
+    metrics._KNN_CACHE.clear()  # a new process: only the disk remains
+    assert metrics.downstream_agreement(a.embedding, b.embedding) == first

@@ -330,6 +330,7 @@ def _with_common_dtype(results: list[PCAResult]) -> list[PCAResult]:
 
 def evaluate(check: str, config: Config) -> dict[str, Any]:
     """Run one check: the track_ value and the full record kept beside asv's results."""
+    metrics.DISK_CACHE = cache_folder() / "downstream"  # shared by the checks' processes
     raw = samples(check, config)
     # The precision that bounds the rounding is the least precise of the input and the results,
     # decided before the cast to a common dtype (a float32 solve compared in float64 is still

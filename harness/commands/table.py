@@ -76,7 +76,10 @@ def cli_table(args: argparse.Namespace) -> int:
         args.format,
         generic=generic,
         summary=summary,
-        summary_obj={**render_tables.summary_obj(loaded), "timing_noise": dataclasses.asdict(timing)},
+        summary_obj={
+            **render_tables.summary_obj(loaded),
+            "timing_noise": dataclasses.asdict(timing),
+        },
         without=without,
     )
     output(text, args.out)
