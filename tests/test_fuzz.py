@@ -357,7 +357,7 @@ def check_command(base_tree: Path, mutation: fz.Mutation, command: str) -> None:
 COMMAND_NAMES = st.sampled_from(sorted(COMMANDS))
 
 
-@fuzz_settings(10)
+@fuzz_settings(7)
 @given(mutation=fz.tree_mutation(), command=COMMAND_NAMES)
 def test_results_commands_on_a_hostile_tree(base_tree, mutation, command):
     check_command(base_tree, mutation, command)
