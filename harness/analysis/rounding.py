@@ -176,6 +176,15 @@ class Judgement:
     def count(self, verdict: Verdict) -> int:
         return self.verdicts.count(verdict)
 
+    @property
+    def worst(self) -> Verdict:
+        """The pair's verdict: its worst component's, in :data:`VERDICTS` order."""
+        return max(self.verdicts, key=VERDICTS.index, default="bitwise")
+
+    def counts(self) -> dict[str, int]:
+        """How many components got each verdict (only those that occur), in VERDICTS order."""
+        return {v: n for v in VERDICTS if (n := self.verdicts.count(v))}
+
 
 def _sin(a: np.ndarray, b: np.ndarray) -> float:
     if np.array_equal(a, b):
@@ -193,33 +202,63 @@ def judge(
     """Classify each component of result ``b`` against result ``a`` (each (loadings, embedding))."""
     la, ea = (np.asarray(x) for x in a)
     lb, eb = (np.asarray(x) for x in b)
-    k = la.shape[1]
     ra, _ = residuals(problem, la)
     rb, _ = residuals(problem, lb)
+    return judge_columns(
+        problem.values, problem.rho, (la, ra, rho_a), (lb, rb, rho_b), identity(la, ea, lb, eb)
+    )
+
+
+def identity(la: np.ndarray, ea: np.ndarray, lb: np.ndarray, eb: np.ndarray) -> list[str | None]:
+    """Per component: "bitwise", "sign only" (identical bits once negated) or None."""
+    out: list[str | None] = []
+    for i in range(la.shape[1]):
+        if _same(la[:, i], lb[:, i]) and _same(ea[:, i], eb[:, i]):
+            out.append("bitwise")
+        elif _same(la[:, i], -lb[:, i]) and _same(ea[:, i], -eb[:, i]):
+            out.append("sign only")
+        else:
+            out.append(None)
+    return out
+
+
+def judge_columns(
+    values: np.ndarray,
+    ref_rho: float,
+    a: tuple[np.ndarray, np.ndarray, float],
+    b: tuple[np.ndarray, np.ndarray, float],
+    same: list[str | None],
+) -> Judgement:
+    """:func:`judge` from what a digest keeps: the exact spectrum and the reference's rounding,
+    per result (full loadings, residuals against the exact covariance, rounding level), and
+    per component whether the two are bitwise or sign-only equal (from column hashes)."""
+    la, ra, rho_a = a
+    lb, rb, rho_b = b
+    k = la.shape[1]
     # The reference is itself a float64 rounding of C: its error adds to every residual and
     # makes the exact gaps uncertain by as much.
-    ref = problem.rho
-    rho_a, rho_b = rho_a + ref, rho_b + ref
+    rho_a, rho_b = rho_a + ref_rho, rho_b + ref_rho
     eps = rho_a + rho_b
     verdicts: list[Verdict] = []
     sins, bounds = [], []
-    groups = clusters(problem.values, k, eps)
-    member = {i: c for c in groups for i in c}
+    member = {i: c for c in clusters(values, k, eps) for i in c}
     for i in range(k):
         sin_i = _sin(la[:, [i]].astype(np.float64), lb[:, [i]].astype(np.float64))
         sins.append(sin_i)
         c = member[i]
         # Davis-Kahan with the perturbed gap: the gap of the exact spectrum less ||E||.
-        gap = _gap_after(problem.values, c) - eps
+        gap = _gap_after(values, c) - eps
         bound = eps / gap if gap > 0 else math.inf
         bounds.append(bound)
-        verdicts.append(_verdict(i, c, la, lb, ea, eb, ra[i] / rho_a, rb[i] / rho_b, sin_i, bound))
+        verdicts.append(
+            same[i] or _verdict(i, c, la, lb, ra[i] / rho_a, rb[i] / rho_b, sin_i, bound)
+        )
     return Judgement(
         verdicts=verdicts,
         sin_theta=sins,
         bound=bounds,
-        residual_a=(ra / rho_a).tolist(),
-        residual_b=(rb / rho_b).tolist(),
+        residual_a=(np.asarray(ra) / rho_a).tolist(),
+        residual_b=(np.asarray(rb) / rho_b).tolist(),
         rho_a=rho_a,
         rho_b=rho_b,
     )
@@ -230,17 +269,11 @@ def _verdict(
     c: range,
     la: np.ndarray,
     lb: np.ndarray,
-    ea: np.ndarray,
-    eb: np.ndarray,
     res_a: float,
     res_b: float,
     sin_i: float,
     bound: float,
 ) -> Verdict:
-    if _same(la[:, i], lb[:, i]) and _same(ea[:, i], eb[:, i]):
-        return "bitwise"
-    if _same(la[:, i], -lb[:, i]) and _same(ea[:, i], -eb[:, i]):
-        return "sign only"
     if res_a > SAFETY or res_b > SAFETY:
         return "beyond rounding"
     if SAFETY * bound >= 1:

@@ -1,25 +1,32 @@
-"""Compact digests of PCA results, so environments can be compared with each other later.
+"""Digests of PCA results, so environments can be compared with each other later (issue #10).
 
 asv keeps one number per benchmark and cannot set environments side by side (asv#370, asv#789).
 Each digest keeps, per (machine, commit, environment, configuration):
 
-- exact: sha256 of the full embedding (X_pca), loadings (PCs) and variance, and the full
-  variance vector; so "bitwise identical" and the explained-variance difference are exact;
-- subsampled: float64 values of X_pca for ``N_CELLS`` evenly spaced cells and of the loadings for
-  ``N_GENES`` evenly spaced genes. Deviations, sign flips and the per-component classification
-  computed from them are lower bounds on the full-matrix values; principal angles are those of
-  the subsampled loading rows, an approximation of the full subspace angles. kNN agreement is not
-  available across environments (it needs every cell).
+- exact: sha256 of the full embedding (X_pca), loadings (PCs) and variance, and per component
+  the sha256 of its embedding column and loading vector as computed and negated, so "bitwise"
+  and "sign only" are exact per component;
+- the full loadings and ``N_CELLS`` evenly spaced cells of X_pca, in the dtype scanpy returned;
+- what the calibrated verdict needs (:func:`harness.analysis.rounding.judge_columns`): the exact
+  spectrum of the input's covariance, the reference's rounding, and the result's residuals
+  against it with its own rounding level and computation path.
 
-At 12 + 12 rows x 50 components x 8 bytes plus the variance and metadata a digest is about
-10 kB compressed: under 1 MB for the quick profile's 96 configurations of one environment.
+Size: the full loadings of 10x_10k are 1,000 x 50 float64 (400 kB). Most environments agree with
+the first one written to within a few ulps, so arrays are stored as their XOR with an *anchor*
+(the first digest of the same configuration on that machine, kept once under
+``<machine>/harness/anchors/``), byte plane by byte plane: the equal sign, exponent and leading
+mantissa bytes compress to almost nothing (measured on pbmc68k_reduced, threads 1 vs 2: 0.1-50%
+of the compressed raw size). A digest read back reproduces the sha256 it recorded, or is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io as stdio
 import json
 import math
+import os
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,14 +36,17 @@ from typing import Any
 import numpy as np
 
 from harness import io
-from harness.analysis import metrics
+from harness.analysis import metrics, rounding
 from harness.analysis.metrics import sha256_array
 from harness.bench import store
 from harness.bench.pca import PCAResult
 from harness.vocabulary import CONFIG_KEYS, HARNESS_DIR
 
-N_CELLS = 12
-N_GENES = 12
+N_CELLS = 500
+ANCHORS = "anchors"
+#: Format of the digests written now; 1 (no ``format`` in the metadata) kept 12 x 12 float64
+#: rows and is still read.
+FORMAT = 2
 
 
 def spaced(n: int, k: int) -> np.ndarray:
@@ -45,8 +55,24 @@ def spaced(n: int, k: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Judging:
+    """What the calibrated verdict needs of one result (format 2): the exact problem's spectrum
+    and rounding, the result's residuals and rounding, and per-component column hashes."""
+
+    spectrum: np.ndarray  # the input's exact covariance's k + 1 largest eigenvalues, descending
+    ref_rho: float  # the rounding of that float64 covariance itself
+    residuals: np.ndarray  # ||C v_i - theta_i v_i|| per component
+    rho: float  # the rounding level of the result's computation path and precision
+    path: str  # 'gram' or 'centred'
+    column_sha: list[
+        str
+    ]  # per component: sha256 (16 hex digits) of its embedding column and loadings
+    negated_sha: list[str]  # the same, negated
+
+
+@dataclass(frozen=True)
 class Digest:
-    """The stored digest of one PCA result; ``sample`` holds the subsampled rows as a PCAResult."""
+    """The stored digest of one PCA result; ``sample`` holds the kept rows as a PCAResult."""
 
     key: store.RunKey
     params: dict[str, Any]
@@ -56,24 +82,56 @@ class Digest:
     sample: PCAResult
     cells: np.ndarray = field(repr=False)
     genes: np.ndarray = field(repr=False)
+    judging: Judging | None = field(default=None, repr=False)
 
     @property
     def config(self) -> tuple[Any, ...]:
         return tuple(self.params[k] for k in sorted(self.params))
 
 
+def column_hashes(embedding: np.ndarray, loadings: np.ndarray, sign: int = 1) -> list[str]:
+    """Per component, sha256 of its embedding column and loading vector (times ``sign``)."""
+    out = []
+    for i in range(embedding.shape[1]):
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(sign * embedding[:, i]).tobytes())
+        h.update(np.ascontiguousarray(sign * loadings[:, i]).tobytes())
+        out.append(h.hexdigest()[:16])  # equality of outputs, not a defence against forgery
+    return out
+
+
 def make(
-    result: PCAResult, key: store.RunKey, params: dict[str, Any], condition: dict[str, Any]
+    result: PCAResult,
+    key: store.RunKey,
+    params: dict[str, Any],
+    condition: dict[str, Any],
+    problem: Any = None,
+    rho: float | None = None,
+    path: str | None = None,
 ) -> Digest:
-    """Digest a full PCA result."""
+    """Digest a full PCA result; with ``problem`` (:class:`harness.analysis.rounding.Problem`),
+    its rounding level ``rho`` and computation ``path``, also what the calibrated verdict needs."""
     cells = spaced(result.embedding.shape[0], N_CELLS)
-    genes = spaced(result.loadings.shape[0], N_GENES)
+    genes = np.arange(result.loadings.shape[0], dtype=np.int64)
     sample = PCAResult(
-        embedding=result.embedding[cells].astype(np.float64),
-        loadings=result.loadings[genes].astype(np.float64),
+        embedding=np.ascontiguousarray(result.embedding[cells]),
+        loadings=np.ascontiguousarray(result.loadings),
         variance=np.asarray(result.variance, dtype=np.float64),
         variance_ratio=np.asarray(result.variance_ratio, dtype=np.float64),
     )
+    judging = None
+    if problem is not None:
+        res, _ = rounding.residuals(problem, result.loadings)
+        judging = Judging(
+            # What the verdicts read of the spectrum: the first k gaps, two-sided (rounding.clusters).
+            spectrum=np.asarray(problem.values[: result.n_comps + 1], np.float64),
+            ref_rho=float(problem.rho),
+            residuals=res,
+            rho=float(rho),
+            path=str(path),
+            column_sha=column_hashes(result.embedding, result.loadings),
+            negated_sha=column_hashes(result.embedding, result.loadings, -1),
+        )
     return Digest(
         key=key,
         params=dict(params),
@@ -91,39 +149,110 @@ def make(
         sample=sample,
         cells=cells,
         genes=genes,
+        judging=judging,
+    )
+
+
+# --- XOR against an anchor (see the module docstring) ---------------------------------------------
+
+_UINT = {4: np.uint32, 8: np.uint64}
+
+
+def _anchor_path(path: Path, name: str, arr: np.ndarray) -> Path:
+    """``<machine>/harness/anchors/<config>-<name>-<dtype>-<shape>.npy`` for a digest at
+    ``<machine>/harness/<run>/artifacts/<config>.npz``."""
+    shape = "x".join(str(n) for n in arr.shape)
+    return path.parents[2] / ANCHORS / f"{path.stem}-{name}-{arr.dtype.name}-{shape}.npy"
+
+
+def _anchor_for(path: Path, name: str, arr: np.ndarray) -> np.ndarray:
+    """The anchor of an array: the existing one, or ``arr`` itself, created exclusively (two
+    writers cannot leave different anchors: os.link fails when the name exists)."""
+    apath = _anchor_path(path, name, arr)
+    if not apath.exists():
+        apath.parent.mkdir(parents=True, exist_ok=True)
+        with io.atomic_path(apath.with_suffix(".new")) as tmp:
+            with open(tmp, "wb") as fh:  # np.save on a path would append ".npy" to its name
+                np.save(fh, arr, allow_pickle=False)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, apath)
+    return _read_anchor(apath, arr.dtype, arr.shape)
+
+
+def _read_anchor(apath: Path, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        raw = io.read_regular(apath, MAX_UNPACKED_BYTES)
+        arr = np.load(stdio.BytesIO(raw), allow_pickle=False)
+    except io.UnreadableError as err:
+        raise ValueError(f"anchor {apath.name} unreadable ({err.reason})") from None
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"anchor {apath.name} is not an array ({err})") from None
+    if arr.dtype != dtype or arr.shape != tuple(shape):
+        raise ValueError(f"anchor {apath.name} is {arr.dtype} {arr.shape}, not {dtype} {shape}")
+    return arr
+
+
+def _xor_planes(arr: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """The XOR of two equal-shaped float arrays' bits, as byte planes (itemsize x n uint8)."""
+    uint = _UINT[arr.dtype.itemsize]
+    x = np.ascontiguousarray(arr).view(uint) ^ np.ascontiguousarray(anchor).view(uint)
+    return np.ascontiguousarray(x.reshape(-1).view(np.uint8).reshape(-1, arr.dtype.itemsize).T)
+
+
+def _from_planes(planes: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    uint = _UINT[anchor.dtype.itemsize]
+    x = np.ascontiguousarray(planes.T).reshape(-1).view(uint)
+    return (
+        (x ^ np.ascontiguousarray(anchor).reshape(-1).view(uint))
+        .view(anchor.dtype)
+        .reshape(anchor.shape)
     )
 
 
 def save(digest: Digest, path: Path) -> None:
-    """Write a digest as compressed .npz (atomically): arrays plus the JSON ``meta`` as bytes.
-
-    Compression matters: X_pca is float32 upcast to float64, so half its bytes are zeros.
-    """
-    meta = {
+    """Write a digest as compressed .npz (atomically): arrays plus the JSON ``meta`` as bytes;
+    the embedding rows and loadings as XOR byte planes against their anchors."""
+    emb, load_ = digest.sample.embedding, digest.sample.loadings
+    meta: dict[str, Any] = {
         **digest.key.to_dict(),
+        "format": FORMAT,
         "params": digest.params,
         "condition": digest.condition,
         "sha256": digest.sha256,
+        "sample_sha256": sha256_array(emb),
         "shape": digest.shape,
+        "dtypes": {"embedding": emb.dtype.name, "loadings": load_.dtype.name},
     }
+    extra: dict[str, np.ndarray] = {}
+    if (j := digest.judging) is not None:
+        meta["judging"] = {
+            "ref_rho": j.ref_rho,
+            "rho": j.rho,
+            "path": j.path,
+            "column_sha": j.column_sha,
+            "negated_sha": j.negated_sha,
+        }
+        extra = {"spectrum": j.spectrum, "residuals": np.asarray(j.residuals, np.float64)}
     with io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(
             fh,
             meta=np.frombuffer(io.dumps(meta).encode(), dtype=np.uint8),  # str arrays are UTF-32
-            embedding=digest.sample.embedding,
-            loadings=digest.sample.loadings,
+            embedding=_xor_planes(emb, _anchor_for(path, "embedding", emb)),
+            loadings=_xor_planes(load_, _anchor_for(path, "loadings", load_)),
             variance=digest.sample.variance,
             variance_ratio=digest.sample.variance_ratio,
             cells=digest.cells,
             genes=digest.genes,
+            **extra,
         )
 
 
-#: The most a digest may unpack to. A real one is about 12 kB (24 rows x 50 components of
-#: float64 plus the variance and metadata); the bound leaves room for several hundred
+#: The most a digest may unpack to. A real one unpacks to at most about 0.7 MB (10x_10k: the
+#: full 1,000 x 50 float64 loadings and 500 rows of X_pca, as byte planes); the bound leaves room for several hundred
 #: components while a zip crafted to unpack to gigabytes is refused before it is read.
 MAX_UNPACKED_BYTES = 16 << 20
 _ARRAYS = ("meta", "embedding", "loadings", "variance", "variance_ratio", "cells", "genes")
+_OPTIONAL = ("spectrum", "residuals")
 #: What :class:`harness.bench.stability.Condition` writes: threads (None: the environment's
 #: default), seed, process and the n-th call of a repeat.
 _CONDITION = {
@@ -143,17 +272,22 @@ def load(path: Path) -> Digest:
 
     Checked once, here: a zip of at most :data:`MAX_UNPACKED_BYTES` holding the arrays
     :func:`save` writes, metadata naming the run, finite float rows whose shapes agree with the
-    metadata, integer cell and gene indices.
+    metadata, integer cell and gene indices; in format 2, rows that decode against their anchors
+    to the sha256 the digest recorded, and the judging fields of the right types and sizes.
     """
+    path = Path(path)
     arrays = _read_arrays(path)
     try:
         meta = json.loads(arrays["meta"].tobytes().decode())
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise ValueError("not a harness artifact (metadata is not JSON)") from None
     meta = _checked_meta(meta)
-    sample = PCAResult(
-        arrays["embedding"], arrays["loadings"], arrays["variance"], arrays["variance_ratio"]
-    )
+    embedding, loadings = arrays["embedding"], arrays["loadings"]
+    judging = None
+    if meta.get("format") == FORMAT:
+        embedding, loadings = _decoded(path, meta, embedding, loadings)
+        judging = _judging(meta, arrays, meta["shape"])
+    sample = PCAResult(embedding, loadings, arrays["variance"], arrays["variance_ratio"])
     _check_arrays(sample, arrays["cells"], arrays["genes"], meta["shape"])
     key = store.RunKey(meta["machine"], meta["commit"], meta["env_name"])
     return Digest(
@@ -165,6 +299,76 @@ def load(path: Path) -> Digest:
         sample,
         arrays["cells"],
         arrays["genes"],
+        judging,
+    )
+
+
+def _decoded(
+    path: Path, meta: dict[str, Any], emb_planes: np.ndarray, load_planes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The embedding rows and loadings of a format-2 digest, checked against its sha256."""
+    dtypes = meta.get("dtypes")
+    if not isinstance(dtypes, dict) or not all(
+        dtypes.get(k) in ("float32", "float64") for k in ("embedding", "loadings")
+    ):
+        raise ValueError("not a harness artifact (dtypes are not float32/float64)")
+    out = []
+    for name, planes in (("embedding", emb_planes), ("loadings", load_planes)):
+        dtype = np.dtype(dtypes[name])
+        if planes.dtype != np.uint8 or planes.ndim != 2 or planes.shape[0] != dtype.itemsize:
+            raise ValueError(f"not a harness artifact ({name} is not {dtype} byte planes)")
+        k = meta["shape"]["n_comps"]
+        if planes.shape[1] % k:
+            raise ValueError(f"not a harness artifact ({name} does not hold {k} components)")
+        shape = (planes.shape[1] // k, k)
+        anchor = _read_anchor(_anchor_path(path, name, np.empty(shape, dtype)), dtype, shape)
+        out.append(_from_planes(planes, anchor))
+    if sha256_array(out[1]) != meta["sha256"]["loadings"]:
+        raise ValueError("loadings do not decode to the sha256 the digest recorded")
+    if sha256_array(out[0]) != meta.get("sample_sha256"):
+        raise ValueError("embedding rows do not decode to the sha256 the digest recorded")
+    return out[0], out[1]
+
+
+def _judging(
+    meta: dict[str, Any], arrays: dict[str, np.ndarray], shape: dict[str, int]
+) -> Judging | None:
+    """The judging fields of a format-2 digest (None when it has none), or ValueError."""
+    j = meta.get("judging")
+    if j is None:
+        return None
+    k, n_vars = shape["n_comps"], shape["n_vars"]
+    spectrum, residuals = arrays.get("spectrum"), arrays.get("residuals")
+    ok = (
+        isinstance(j, dict)
+        and all(
+            isinstance(j.get(f), (int, float)) and not isinstance(j.get(f), bool)
+            for f in ("ref_rho", "rho")
+        )
+        and j.get("path") in ("gram", "centred")
+        and all(
+            isinstance(j.get(f), list) and len(j[f]) == k and all(isinstance(h, str) for h in j[f])
+            for f in ("column_sha", "negated_sha")
+        )
+        and spectrum is not None
+        and spectrum.dtype == np.float64
+        and spectrum.shape == (min(n_vars, k + 1),)
+        and residuals is not None
+        and residuals.dtype == np.float64
+        and residuals.shape == (k,)
+        and np.isfinite(spectrum).all()
+        and np.isfinite(residuals).all()
+    )
+    if not ok:
+        raise ValueError("not a harness artifact (judging fields missing or of the wrong type)")
+    return Judging(
+        spectrum=spectrum,
+        ref_rho=float(j["ref_rho"]),
+        residuals=residuals,
+        rho=float(j["rho"]),
+        path=j["path"],
+        column_sha=j["column_sha"],
+        negated_sha=j["negated_sha"],
     )
 
 
@@ -183,6 +387,8 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
                     f"more than the {MAX_UNPACKED_BYTES:,} a digest may hold"
                 )
             arrays = {k: _read_member(zf, f"{k}.npy") for k in _ARRAYS}
+            names = set(zf.namelist())
+            arrays |= {k: _read_member(zf, f"{k}.npy") for k in _OPTIONAL if f"{k}.npy" in names}
     except KeyError as err:
         raise ValueError(f"not a harness artifact (no array {err})") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
@@ -289,7 +495,8 @@ def load_all(results_dir: Path, warn: Callable[[str], None] | None = None) -> li
 
 
 def compare_digests(a: Digest, b: Digest) -> dict[str, Any]:
-    """Compare two digests: exact sha equality plus harness.analysis.metrics on the subsample."""
+    """Compare two digests: exact sha equality, deviations on the kept rows (full loadings,
+    N_CELLS cells of X_pca) and, in format 2, the calibrated per-component verdict."""
     exact = {part: a.sha256[part] == b.sha256[part] for part in a.sha256}
     out: dict[str, Any] = {"bitwise": all(exact.values()), "bitwise_parts": exact}
     if (
@@ -299,11 +506,39 @@ def compare_digests(a: Digest, b: Digest) -> dict[str, Any]:
     ):
         out["comparable"] = False
         return out
-    # The digest holds float64 copies of a few genes: classify with the precision the PCA ran in
-    # (the least precise input dtype) and the size of the eigenproblem it solved.
     dtypes = [np.dtype(d.params.get("dtype", "float64")) for d in (a, b)]
     u = max(float(np.finfo(d).eps) / 2 for d in dtypes)
     n_vars = int(a.shape.get("n_vars") or a.sample.loadings.shape[0])
-    cmp = metrics.compare(a.sample, b.sample, unit_roundoff=u, n_vars=n_vars).to_dict()
+    cmp = metrics.compare(
+        _as_float64(a.sample), _as_float64(b.sample), unit_roundoff=u, n_vars=n_vars
+    ).to_dict()
     cmp.pop("bitwise", None)
-    return {**cmp, **out, "comparable": True, "subsampled": True}
+    full = a.sample.loadings.shape[0] == n_vars
+    out |= {**cmp, "comparable": True, "subsampled": not full}
+    if a.judging is not None and b.judging is not None:
+        out |= judged(a, b)
+    return out
+
+
+def _as_float64(r: PCAResult) -> PCAResult:
+    return PCAResult(*(np.asarray(x, np.float64) for x in r.arrays().values()))
+
+
+def judged(a: Digest, b: Digest) -> dict[str, Any]:
+    """The calibrated verdict of ``b`` against ``a`` from their digests (same input only: the
+    exact spectra must agree, else the two did not solve the same problem)."""
+    ja, jb = a.judging, b.judging
+    if not np.array_equal(ja.spectrum, jb.spectrum):
+        return {"verdict": None, "verdict_reason": "different inputs (exact spectra differ)"}
+    same = [
+        "bitwise" if ca == cb else "sign only" if na == cb else None
+        for ca, cb, na in zip(ja.column_sha, jb.column_sha, ja.negated_sha, strict=True)
+    ]
+    j = rounding.judge_columns(
+        ja.spectrum,
+        max(ja.ref_rho, jb.ref_rho),
+        (a.sample.loadings, ja.residuals, ja.rho),
+        (b.sample.loadings, jb.residuals, jb.rho),
+        same,
+    )
+    return {"verdict": j.worst, "verdict_counts": j.counts(), "component_verdicts": j.verdicts}

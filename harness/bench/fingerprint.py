@@ -11,7 +11,7 @@ import platform
 from pathlib import Path
 from typing import Any
 
-from harness.bench import backends, blas
+from harness.bench import backends, blas, support
 from harness.bench.support import installed_version
 from harness.vocabulary import usable_cores
 
@@ -86,6 +86,19 @@ def collect() -> dict[str, Any]:
         "mkl_cbwr": blas.mkl_cbwr(mapped),
         "cpu": cpu_info(),
         "env_vars": steering_env(),
+        "mechanisms": mechanisms(),
+    }
+
+
+def mechanisms() -> dict[str, Any]:
+    """What the harness can name when results move between environments (issue #10 points 7
+    and 11): scikit-learn's sign convention, and whether lobpcg's start vectors follow numpy's
+    global seed (what scanpy sets) or only an ``rng`` passed to svds."""
+    sklearn = installed_version("scikit-learn") or "0"
+    return {
+        "sign_convention": support.sign_convention(sklearn),
+        "lobpcg_global_seed_reproducible": support.lobpcg_is_seeded(rng_passed=False),
+        "lobpcg_rng_passed_reproducible": support.lobpcg_is_seeded(rng_passed=True),
     }
 
 

@@ -33,7 +33,8 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from harness.analysis import metrics
-from harness.bench import datasets, store, support
+from harness.analysis.rounding import VERDICTS
+from harness.bench import datasets, store, support, verdicts
 from harness.bench import digests as artifacts
 from harness.bench.pca import (
     N_COMPS,
@@ -210,6 +211,7 @@ def run_fresh_processes(configs: list[Config], timeout: float = 1500) -> None:
             check=True,
             timeout=timeout,
         )
+    save_missing_artifacts(todo)
 
 
 def _cache_path_or_none(config: Config, condition: Condition) -> Path | None:
@@ -233,12 +235,36 @@ def _child(payload: dict[str, Any]) -> None:
             save_artifact(config, condition, result)
 
 
+def _artifact_path(config: Config) -> Path:
+    return store.current_folder() / "artifacts" / f"{store.params_key(config.params())}.npz"
+
+
 def save_artifact(config: Config, condition: Condition, result: PCAResult) -> None:
-    """Keep the cross-environment digest of one result beside asv's results."""
-    digest = artifacts.make(result, store.current(), config.params(), asdict(condition))
-    artifacts.save(
-        digest, store.current_folder() / "artifacts" / f"{store.params_key(config.params())}.npz"
+    """Keep the cross-environment digest of one result beside asv's results, with what the
+    calibrated verdict needs (the exact problem, the result's residuals and rounding level)."""
+    problem = verdicts.problem(config.dataset, config.layout, config.dtype, cache_folder())
+    side = verdicts.side(
+        config.svd_solver, config.layout, [config.dtype, result.loadings.dtype], result.loadings
     )
+    digest = artifacts.make(
+        result,
+        store.current(),
+        config.params(),
+        asdict(condition),
+        problem=problem,
+        rho=side.rho(problem),
+        path=side.path,
+    )
+    artifacts.save(digest, _artifact_path(config))
+
+
+def save_missing_artifacts(configs: list[Config]) -> None:
+    """A digest for every cached fresh-process result that has none in this results folder (a
+    rerun with a warm result cache computes nothing, yet its folder needs digests: issue #10)."""
+    for config in configs:
+        path = _cache_path_or_none(config, FRESH[0])
+        if path and path.is_file() and not _artifact_path(config).exists():
+            save_artifact(config, FRESH[0], load_results(path)[0])
 
 
 # --- the checks ------------------------------------------------------------------------------
@@ -328,6 +354,33 @@ def _with_common_dtype(results: list[PCAResult]) -> list[PCAResult]:
     ]
 
 
+def sides(check: str, config: Config, raw: list[PCAResult]) -> list[verdicts.Side]:
+    """How each sample of a check was computed (the rounding model it is judged with)."""
+    out = []
+    for i, r in enumerate(raw):
+        layout, dtype, solver = config.layout, config.dtype, config.svd_solver
+        if i and check == "layout":
+            layout = _other_layout(config)
+        if i and check == "dtype":
+            dtype = _other_dtype(config)
+        if i and check == "accuracy":  # exact_pca: eigh of a float64 Gram
+            out.append(verdicts.side("covariance_eigh", "csr", [np.float64], r.loadings))
+            continue
+        out.append(verdicts.side(solver, layout, [dtype, r.loadings.dtype], r.loadings))
+    return out
+
+
+def _shortened(d: dict[str, Any]) -> dict[str, Any]:
+    """Per-component lists of a record at 4 significant digits (the verdicts are computed from
+    the full values; the record only reports them)."""
+    return {
+        k: [verdicts.short(x) if isinstance(x, float) else x for x in v]
+        if isinstance(v, list)
+        else v
+        for k, v in d.items()
+    }
+
+
 def evaluate(check: str, config: Config) -> dict[str, Any]:
     """Run one check: the track_ value and the full record kept beside asv's results."""
     metrics.DISK_CACHE = cache_folder() / "downstream"  # shared by the checks' processes
@@ -340,11 +393,23 @@ def evaluate(check: str, config: Config) -> dict[str, Any]:
         dtypes.append(np.dtype(_other_dtype(config)))
     u = float(np.finfo(metrics.least_precise(dtypes)).eps) / 2
     results = _with_common_dtype(raw)
-    worst = metrics.compare_many(results, downstream=True, unit_roundoff=u)
+    worst = metrics.compare_many(results, downstream=False, unit_roundoff=u)
     # Capped at the outputs' own precision (X_pca is float32 by default even for float64 input).
     digits = metrics.significant_digits(
         results, dtype=metrics.least_precise([r.embedding.dtype for r in raw])
     )
+    # The calibrated verdict: every sample against the first, on the exact problem (issue #10).
+    problem = verdicts.problem(config.dataset, config.layout, config.dtype, cache_folder())
+    side = sides(check, config, raw)
+    judged = [
+        verdicts.judge_pair(problem, results[0], results[i], side[0], side[i])
+        for i in range(1, len(results))
+    ]
+    i = max(
+        range(len(judged)),
+        key=lambda j: (VERDICTS.index(judged[j].worst), max(judged[j].sin_theta, default=0.0)),
+    )
+    outs = verdicts.outputs(results[0], results[i + 1])
     value = 0.0 if worst.bitwise else worst.aligned_max_rel_diff
     return {
         "check": check,
@@ -353,8 +418,12 @@ def evaluate(check: str, config: Config) -> dict[str, Any]:
         "status": "ok",
         "reason": None,
         "n_samples": len(results),
-        "comparison": worst.to_dict(),
-        "sigdigits": digits.to_dict(),
+        "comparison": _shortened(worst.to_dict()),
+        "sigdigits": _shortened(digits.to_dict()),
+        "judgement": verdicts.judgement_record(judged[i], (side[0], side[i + 1])),
+        "outputs": outs,
+        "moved": verdicts.moved(outs),
+        "downstream": verdicts.downstream_record(results[0].embedding, results[i + 1].embedding),
     }
 
 
