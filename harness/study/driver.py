@@ -22,6 +22,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,6 +208,28 @@ def failure_reason(log: str, returncode: int) -> str:
     return next((line for line in reversed(lines) if "rror" in line), f"asv exited {returncode}")
 
 
+def timings_path(results_dir: Path, machine: str) -> Path:
+    return sidecars.study_pin_path(results_dir, machine).with_name("timings.jsonl")
+
+
+def record_time(
+    results_dir: Path, machine: str, commit: str, step: Step, outcome: str, seconds: float
+) -> None:
+    """Append one environment's wall time (creation, installation and the asv run) to the
+    study's timings (issue #15: the total and the split per environment)."""
+    path = timings_path(results_dir, machine)
+    lines = io.read_jsonl(path) if path.exists() else []
+    lines.append(
+        {
+            "commit": commit,
+            "env_name": step.env_name,
+            "outcome": outcome,
+            "seconds": round(seconds, 1),
+        }
+    )
+    io.write_jsonl(path, lines)
+
+
 def _record(step: Step, machine: str, commit: str, status: str, reason: str, log: str) -> dict:
     return {
         "machine": machine,
@@ -295,7 +318,9 @@ def main(argv: list[str] | None = None) -> int:
             failed += 1
             bar.write(f"backend unavailable: {s.describe()}: {reason}")
             continue
+        start = time.monotonic()
         outcome = run_step(s, conf, commit, args.machine, root, log_dir)
+        record_time(results_dir, args.machine, commit, s, outcome, time.monotonic() - start)
         failed += outcome != "done"
         bar.write(f"{outcome}: {s.describe()}")
     print(

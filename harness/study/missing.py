@@ -73,12 +73,12 @@ def load(
     """Every record below ``root`` (optionally one machine, one commit prefix), sorted.
 
     A file that cannot be read, or whose first line is no failure record, is left out with one
-    line to ``warn`` (the study's pin ``study.jsonl`` is not a record and is passed over).
+    line to ``warn`` (the pin ``study.jsonl`` and ``timings.jsonl`` are not records: passed over).
     """
     warn = warn or default_warn
     rows = []
     for path in sorted(Path(root).glob(f"*/{HARNESS_DIR}/{STUDY_DIR}/*.jsonl")):
-        if path.name == "study.jsonl":
+        if path.name in ("study.jsonl", "timings.jsonl"):
             continue
         try:
             lines = io.read_jsonl(path)
