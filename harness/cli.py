@@ -113,8 +113,20 @@ def _views(sub: Subparsers) -> None:
         action="store_true",
         help="also fail on a sign-convention change (signs flipped, values otherwise equal)",
     )
+    p.add_argument(
+        "--all", action="store_true", help="list unchanged and skipped rows too (md, html)"
+    )
     p.add_argument("--out", help="write here (atomically) instead of stdout")
     p.set_defaults(func=_lazy("harness.commands.compare", "cli_compare"))
+
+    p = sub.add_parser(
+        "envs", help="the environments with their ids, labels and what each changes (issue #14)"
+    )
+    p.add_argument("results", nargs="?", default="results", help="asv results folder")
+    p.add_argument("select", nargs="?", help="only the environments this selector names")
+    p.add_argument("--format", choices=("md", "csv", "json"), default="md")
+    p.add_argument("--out", help="write here (atomically) instead of stdout")
+    p.set_defaults(func=_lazy("harness.commands.envs", "cli_envs"))
 
 
 def _outputs(sub: Subparsers) -> None:

@@ -14,7 +14,6 @@ from harness.errors import HarnessError
 from harness.render import tables as render_tables
 from harness.results import environments
 from harness.results.reader import Loaded
-from harness.results.runs import unique_labels
 from harness.study import missing
 from harness.vocabulary import DEFAULT_TOLERANCE
 
@@ -43,8 +42,7 @@ def build(loaded: Loaded, args: argparse.Namespace) -> tuple[pd.DataFrame, bool]
     generic = not len(table)
     if generic:
         table = tables.generic_table(loaded.frame, **select)
-    shown = {tuple(k) for k in table[["machine", "commit", "env_name"]].itertuples(index=False)}
-    labels = unique_labels(i for i in loaded.infos() if i.key in shown)
+    labels = {i.key: i.label for i in loaded.infos()}  # unique over the folder
     return tables.with_ids(table, environments.ids(loaded), labels), generic
 
 

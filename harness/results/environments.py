@@ -1,26 +1,32 @@
 """The environments of a results folder, named once: label, the factors that describe it, which
-one is the baseline, what each changes against it, and its short id (E1, E2, ...).
+one is the baseline, what each changes against it, its short id (E1, E2, ...), and how a person
+names one (:func:`select`).
 
-Every view (``harness envs``, table, crossenv, compare, report, write-up) takes its ids from
-:func:`catalogue`, computed over *every* run of the folder, so the same environment has the same
-id everywhere. The baseline is the run closest to the most common value of every factor: the
-centre of the study's one-factor-at-a-time design (asv.conf.json).
+Every view (``harness envs``, table, crossenv, compare, report, write-up) takes its ids and labels
+from :func:`catalogue`, computed over *every* run of the folder, so the same environment has the
+same id and label everywhere. The baseline is the run closest to the most common value of every
+factor: the centre of the study's one-factor-at-a-time design (asv.conf.json). Labels are unique:
+runs that would share one gain what tells them apart (machine, commit, profile).
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import dataclasses
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
 from harness import vocabulary
 from harness.bench import fingerprint
+from harness.errors import HarnessError
 from harness.results.sidecars import fingerprint_columns
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.results.reader import Loaded
+    from harness.results.runs import RunInfo
 
 #: What a difference in each attribute of an environment is called.
 FACTORS = {
@@ -36,6 +42,8 @@ FACTORS = {
     "threads": "BLAS threads",
     "cbwr": "MKL_CBWR",
 }
+#: The columns :func:`describe` gives besides the id and the factors.
+DESCRIBED = ("machine", "commit", "env_name", "label", "fp", "baseline", "factor", "change")
 #: An attribute the fingerprint cannot tell (threadpoolctl does not see reference BLAS or ATLAS).
 UNKNOWN = "?"
 Key = tuple[str, str, str]
@@ -77,16 +85,21 @@ def baseline_index(attrs: Sequence[dict[str, str]], steered: Sequence[int] | Non
     return min(order, key=lambda i: distance[i])
 
 
+def different(a: dict[str, str], b: dict[str, str]) -> list[str]:
+    """The factors (keys of :data:`FACTORS`) in which two environments differ, each cause once."""
+    out = [k for k in FACTORS if a.get(k) != b.get(k) and UNKNOWN not in (a.get(k), b.get(k))]
+    # A forced kernel family shows as its kernel; the variable alone only when the kernel is equal.
+    if "kernel" in out and "coretype" in out:
+        out.remove("coretype")
+    # A BLAS implementation other than numpy's brings its own kernel (or none).
+    if "blas" in out and "kernel" in out:
+        out.remove("kernel")
+    return out
+
+
 def differs(a: dict[str, str], base: dict[str, str]) -> list[str]:
     """The factors in which ``a`` differs from the baseline, named for people."""
-    out = [FACTORS[k] for k in FACTORS if a[k] != base[k] and UNKNOWN not in (a[k], base[k])]
-    # A forced kernel family shows as its kernel; the variable alone only when the kernel is equal.
-    if FACTORS["kernel"] in out and FACTORS["coretype"] in out:
-        out.remove(FACTORS["coretype"])
-    # A BLAS implementation other than numpy's brings its own kernel (or none).
-    if FACTORS["blas"] in out and FACTORS["kernel"] in out:
-        out.remove(FACTORS["kernel"])
-    return out
+    return [FACTORS[k] for k in different(a, base)]
 
 
 def change(a: dict[str, str], base: dict[str, str]) -> str:
@@ -117,24 +130,12 @@ def describe(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """Id, attributes, baseline flag, factor and change of each run.
 
     ``runs``: dicts with machine, commit, env_name, label and fp (the fingerprint, or {}), in
-    the order ties are broken in. Runs without a fingerprint come last, with no factor.
+    the order ties are broken in, optionally base_label and profile. Runs without a fingerprint
+    come last, with no factor.
     """
     rows = [{**r, **attributes(r["fp"] or {})} for r in runs]
     if not rows:
-        return pd.DataFrame(
-            columns=[
-                "id",
-                "machine",
-                "commit",
-                "env_name",
-                "label",
-                "fp",
-                "baseline",
-                "factor",
-                "change",
-                *FACTORS,
-            ]
-        )
+        return pd.DataFrame(columns=["id", *DESCRIBED, *FACTORS])
     known = [i for i, r in enumerate(rows) if r["fp"]]
     steered = [sum(bool(v) for v in (rows[i]["fp"].get("env_vars") or {}).values()) for i in known]
     base = known[baseline_index([rows[i] for i in known], steered)] if known else None
@@ -155,8 +156,12 @@ def describe(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return envs
 
 
+# --- the folder's catalogue: ids and labels of every run ---------------------------------------
+
+
 def catalogue(loaded: Loaded) -> pd.DataFrame:
-    """Every run of a loaded folder, described (:func:`describe`); cached on ``loaded``.
+    """Every run of a loaded folder, described (:func:`describe`) under its unique label
+    (:func:`unique_labels`; ``base_label`` keeps the fingerprint's); cached on ``loaded``.
 
     Ties are broken in the order the stability tables list runs: by label, machine, commit and
     asv environment name.
@@ -164,13 +169,16 @@ def catalogue(loaded: Loaded) -> pd.DataFrame:
     cached = getattr(loaded, "_catalogue", None)
     if cached is not None:
         return cached
-    infos = sorted(loaded.infos(), key=lambda i: (i.label, i.machine, i.commit, i.env_name))
+    infos = sorted(loaded.base_infos(), key=lambda i: (i.label, i.machine, i.commit, i.env_name))
+    labels = unique_labels(infos)
     runs = [
         {
             "machine": i.machine,
             "commit": i.commit,
             "env_name": i.env_name,
-            "label": i.label,
+            "label": labels[i.key],
+            "base_label": i.label,
+            "profile": i.profile,
             "fp": loaded.fingerprints.find(*i.key) or {},
         }
         for i in infos
@@ -189,3 +197,205 @@ def ids(loaded: Loaded) -> dict[Key, str]:
             envs["id"], envs["machine"], envs["commit"], envs["env_name"], strict=True
         )
     }
+
+
+def labelled(loaded: Loaded) -> list[RunInfo]:
+    """The folder's runs (:meth:`Loaded.base_infos` order) with their id, unique label and
+    factors, so :func:`select` can name them by any of these."""
+    rows = {
+        (r["machine"], r["commit"], r["env_name"]): r for r in catalogue(loaded).to_dict("records")
+    }
+    out = []
+    for info in loaded.base_infos():
+        row = rows[info.key]
+        if row["fp"]:
+            attrs = {k: str(row[k]) for k in FACTORS}
+        else:  # what asv was asked to install is known; the rest is not
+            attrs = {**dict.fromkeys(FACTORS, UNKNOWN), **dict(info.packages)}
+        out.append(
+            dataclasses.replace(
+                info,
+                ident=row["id"],
+                label=row["label"],
+                base_label=info.label,
+                attrs=tuple(sorted(attrs.items())),
+            )
+        )
+    return out
+
+
+def _apart_by(what: str) -> Callable[[RunInfo], str | None]:
+    fields: dict[str, Callable[[RunInfo], str | None]] = {
+        "machine": lambda r: f"machine {r.machine}",
+        "commit": lambda r: f"commit {r.commit[:8]}",
+        "profile": lambda r: f"profile {r.profile}" if r.profile else None,
+        "env_name": lambda r: f"asv environment {r.env_name}",
+    }
+    return fields[what]
+
+
+#: What tells two runs with the same label apart, in the order a label gains it.
+APART_BY = ("machine", "commit", "profile", "env_name")
+
+
+def unique_labels(runs: Iterable[RunInfo]) -> dict[Key, str]:
+    """Labels that tell runs apart: each group of runs sharing a label gains the fields
+    (:data:`APART_BY`) whose values differ within the group, until every label is unique."""
+    runs = list(runs)
+    out = {r.key: r.label for r in runs}
+    for what in APART_BY:
+        extra = _apart_by(what)
+        groups: dict[str, list[RunInfo]] = defaultdict(list)
+        for r in runs:
+            groups[out[r.key]].append(r)
+        for label, group in groups.items():
+            texts = [extra(r) for r in group]
+            if len(group) < 2 or len(set(texts)) < 2:
+                continue  # a label of its own, or this field does not tell the group apart
+            for r, text in zip(group, texts, strict=True):
+                out[r.key] = f"{label} · {text}" if text else label
+    return out
+
+
+# --- naming environments: ids, labels, asv names, factors ---------------------------------------
+
+#: What people type for a package in a selector (``sklearn=1.5.2``).
+ALIASES = {"sklearn": "scikit-learn", "scikit_learn": "scikit-learn", "sc": "scanpy", "np": "numpy"}
+#: Selector keys that name the run itself rather than what it ran.
+RUN_KEYS = frozenset({"id", "machine", "commit", "env", "env_name", "label", "profile"})
+#: Selector keys that name a factor of :data:`FACTORS` (packages are named by their own name).
+FACTOR_KEYS = frozenset({"python", "blas", "kernel", "coretype", "threads", "cbwr", "pca"})
+T = TypeVar("T")
+
+
+def factor_key(key: str) -> str:
+    """The factor or package a selector key names ('sklearn' -> 'scikit-learn')."""
+    k = key.strip().lower()
+    return ALIASES.get(k, k)
+
+
+_KEYED = re.compile(r"^\s*[A-Za-z_][\w.-]*\s*==?")
+
+
+def is_keyed(selector: str) -> bool:
+    """Whether a selector is ``key=value[,key=value...]`` (a label may hold '=' too:
+    'MKL_CBWR=COMPATIBLE', but never as its first word)."""
+    parts = [p for p in selector.split(",") if p.strip()]
+    return bool(parts) and all(_KEYED.match(p) for p in parts)
+
+
+def named_factors(selector: str) -> list[str]:
+    """The factors and packages a ``key=value`` selector names (the run keys left out)."""
+    if not is_keyed(selector):
+        return []
+    keys = [factor_key(p.partition("=")[0]) for p in selector.split(",") if p.strip()]
+    return [k for k in keys if k not in RUN_KEYS]
+
+
+def is_commit(text: str) -> bool:
+    """Whether ``text`` can be a commit hash prefix (4 or more hex digits)."""
+    return len(text) >= 4 and all(c in "0123456789abcdef" for c in text.lower())
+
+
+def numpy_blas(run: RunInfo) -> str:
+    """The BLAS numpy ran on, as the fingerprint names it (what scipy's wheel bundles, after
+    ';', is not: every environment's scipy brings OpenBLAS)."""
+    return str(run.blas or "").split(";")[0].strip()
+
+
+def _word_prefix(text: str, value: str) -> bool:
+    text, value = text.lower(), value.lower()
+    return text == value or text.startswith(value + " ")
+
+
+def _version(have: str | None, want: str) -> bool:
+    return have is not None and (have == want or have.startswith(want + "."))
+
+
+def _part(part: str, run: RunInfo) -> bool:
+    """Whether one ``key=value`` part of a selector holds for a run."""
+    key, _, value = part.partition("=")
+    key, value = factor_key(key), value.strip().lstrip("=").strip()
+    attrs = dict(run.attrs)
+    if key == "id":
+        return (run.ident or "").upper() == value.upper()
+    if key == "machine":
+        return run.machine == value
+    if key == "commit":
+        return run.commit.lower().startswith(value.lower())
+    if key in ("env", "env_name"):
+        return run.env_name == value
+    if key == "label":
+        return value.lower() in run.label.lower()
+    if key == "profile":
+        return (run.profile or "") == value
+    if key == "blas":  # numpy's BLAS, or the implementation the study asked for (HARNESS_BLAS)
+        return (
+            _word_prefix(numpy_blas(run), value) or attrs.get("blas", "").lower() == value.lower()
+        )
+    if key == "threads":
+        seen = attrs.get("threads") or ("" if run.threads is None else str(run.threads))
+        return seen.split(" ")[0] == value
+    if key == "python":
+        return _version(run.python, value) or attrs.get("python") == value
+    if key in FACTOR_KEYS:
+        return _word_prefix(attrs.get(key, ""), value)
+    packages = {k.lower(): v for k, v in run.packages}
+    return _version(packages.get(key), value)
+
+
+def _names(run: RunInfo) -> tuple[str | None, ...]:
+    return (run.label, run.base_label, run.env_name, run.machine, f"{run.machine}/{run.env_name}")
+
+
+def matches(selector: str, run: RunInfo) -> bool:
+    """Whether a run matches a selector on its own (see :func:`select`, which also accepts a
+    label substring when nothing matches)."""
+    sel = selector.strip()
+    if vocabulary.env_number(sel.upper()) is not None:
+        return (run.ident or "").upper() == sel.upper()
+    if sel in _names(run):
+        return True
+    if is_keyed(sel):
+        return all(_part(p.strip(), run) for p in sel.split(",") if p.strip())
+    return is_commit(sel) and run.commit.lower().startswith(sel.lower())
+
+
+def _check_keys(selector: str, runs: Sequence[RunInfo]) -> None:
+    """HarnessError for a key no run can have (a typo: 'sklaern=1.5.2')."""
+    packages = {k.lower() for r in runs for k, _ in r.packages}
+    for key in named_factors(selector):
+        if key not in FACTOR_KEYS and key not in packages:
+            known = sorted(FACTOR_KEYS | RUN_KEYS | packages | set(ALIASES))
+            raise HarnessError(
+                f"selector {selector!r}: no environment has {key!r}; known keys: {', '.join(known)}"
+            )
+
+
+def select(selector: str, runs: Iterable[T]) -> list[T]:
+    """The runs a selector names: the one place that turns a person's name for an environment
+    into runs.
+
+    - an id of the folder (``E2``; :func:`labelled` runs carry them);
+    - ``key=value[,key=value...]``, every part holding: a package version (``scanpy=1.11.5``,
+      ``sklearn=1.5``: a release prefix), ``blas=`` numpy's BLAS (``openblas``, ``mkl``,
+      ``atlas``, ``blis``, ``reference``; scipy's bundled OpenBLAS does not count), ``kernel=``,
+      ``coretype=``, ``threads=``, ``cbwr=``, ``pca=``, ``python=``, and the run's own
+      ``id=``, ``machine=``, ``commit=`` (prefix), ``env=`` (asv's name), ``label=`` (substring),
+      ``profile=``;
+    - the full label (unique or the fingerprint's), the asv environment name, a machine,
+      ``machine/env_name``, or a commit hash prefix (4+ hex digits);
+    - else a case-insensitive substring of the label.
+
+    HarnessError when a key names nothing any run has.
+    """
+    runs = list(runs)
+    sel = selector.strip()
+    exact = [r for r in runs if sel in _names(r)]  # type: ignore[arg-type]
+    if exact:  # a full label or asv name, even one holding '=' or ','
+        return exact
+    _check_keys(sel, runs)  # type: ignore[arg-type]
+    picked = [r for r in runs if matches(sel, r)]  # type: ignore[arg-type]
+    if picked or is_keyed(sel) or vocabulary.env_number(sel.upper()) is not None:
+        return picked
+    return [r for r in runs if sel.lower() in r.label.lower()]  # type: ignore[attr-defined]

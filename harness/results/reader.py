@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
+from harness.results import environments
 from harness.results.asvfiles import iter_result_files, parse_parallel, read_benchmarks, workers
 from harness.results.frame import build_frame, join_records
 from harness.results.problems import Warn, default_warn, relpath, subfolders
@@ -66,9 +67,18 @@ class Loaded:
     records: pd.DataFrame
     fingerprints: Fingerprints = field(default_factory=Fingerprints)
 
-    def infos(self) -> list[RunInfo]:
-        """Every run, labelled (see :func:`harness.results.runs.run_infos`)."""
+    def base_infos(self) -> list[RunInfo]:
+        """Every run with its fingerprint's label (:func:`harness.results.runs.run_infos`)."""
         return run_infos(self.frame, self.fingerprints)
+
+    def infos(self) -> list[RunInfo]:
+        """Every run with its folder-wide id, unique label and factors
+        (:func:`harness.results.environments.labelled`); cached."""
+        cached = getattr(self, "_infos", None)
+        if cached is None:
+            cached = environments.labelled(self)
+            object.__setattr__(self, "_infos", cached)
+        return list(cached)
 
 
 def scan(

@@ -1,14 +1,14 @@
 """The runs of a results folder: one per (machine, commit, environment), labelled and selectable.
 
-A person names runs by what differs (``scanpy=1.10.4``, a commit prefix, a label substring);
-:func:`select` turns such a selector into runs, :func:`unique_labels` names runs apart.
+A person names runs by what differs (``scanpy=1.10.4``, an id, a commit prefix, a label);
+:func:`harness.results.environments.select` turns such a selector into runs and
+:func:`harness.results.environments.unique_labels` names runs apart (both re-exported here).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +17,16 @@ import pandas as pd
 
 from harness.bench import fingerprint
 from harness.render.formats import is_missing
+from harness.results import environments
 from harness.results.frame import codes_of, combine
 from harness.results.sidecars import Fingerprints
 from harness.vocabulary import RUN_KEY
+
+#: Re-exported: the one selector and label logic lives in :mod:`harness.results.environments`.
+ALIASES = environments.ALIASES
+matches = environments.matches
+select = environments.select
+unique_labels = environments.unique_labels
 
 
 def run_label(run: dict[str, Any]) -> str:
@@ -40,10 +47,6 @@ def run_label(run: dict[str, Any]) -> str:
     )
 
 
-#: Short names accepted in selectors such as ``sklearn=1.9.1``.
-ALIASES = {"sklearn": "scikit-learn", "scikit_learn": "scikit-learn", "sc": "scanpy", "np": "numpy"}
-
-
 @dataclass(frozen=True)
 class RunInfo:
     """One run (machine, commit, environment) with what a person or a selector needs of it."""
@@ -57,6 +60,13 @@ class RunInfo:
     threads: int | None = None
     python: str | None = None
     date: float = math.nan
+    #: The benchmark profile (quick, study...) where the run recorded it.
+    profile: str | None = None
+    #: Filled by :func:`harness.results.environments.labelled`: the folder's id, the
+    #: fingerprint's label (``label`` is then the folder-wide unique one) and the factors.
+    ident: str | None = None
+    base_label: str | None = None
+    attrs: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -70,8 +80,10 @@ def run_info(
     requirements: str | None = None,
     python: str | None = None,
     date: float = math.nan,
+    env_vars: str | None = None,
 ) -> RunInfo:
     """A :class:`RunInfo` from the fingerprint, else from what asv recorded as requested."""
+    profile = profile_of(fp, env_vars)
     if fp:
         packages = tuple(sorted((str(k), str(v)) for k, v in (fp.get("packages") or {}).items()))
         return RunInfo(
@@ -82,11 +94,26 @@ def run_info(
             threads=fingerprint.threads(fp),
             python=fp.get("python"),
             date=date,
+            profile=profile,
         )
     text = requirements if isinstance(requirements, str) else ""  # NaN where asv kept none
     reqs = tuple(sorted(tuple(r.split("==", 1)) for r in text.split() if "==" in r))
     label = run_label({"python": python, "requirements": requirements})
-    return RunInfo(*key, label=label, packages=reqs, python=python, date=date)
+    return RunInfo(*key, label=label, packages=reqs, python=python, date=date, profile=profile)
+
+
+def profile_of(fp: dict[str, Any] | None, env_vars: str | None = None) -> str | None:
+    """The benchmark profile a run used: the fingerprint's ``profile`` or ``HARNESS_PROFILE``,
+    else asv's record of the variables it set (``env_vars``, 'K=V K=V' text); None if neither."""
+    fp = fp or {}
+    for value in (fp.get("profile"), (fp.get("env_vars") or {}).get("HARNESS_PROFILE")):
+        if isinstance(value, str) and value:
+            return value
+    for item in (env_vars if isinstance(env_vars, str) else "").split():
+        key, _, value = item.partition("=")
+        if key == "HARNESS_PROFILE" and value:
+            return value
+    return None
 
 
 def run_infos(frame: pd.DataFrame, fps: Fingerprints | None = None) -> list[RunInfo]:
@@ -99,7 +126,14 @@ def run_infos(frame: pd.DataFrame, fps: Fingerprints | None = None) -> list[RunI
         stamp = r.get("date")
         date = stamp.value / 1e6 if stamp is not None and not is_missing(stamp) else math.nan
         out.append(
-            run_info(key, fp, requirements=r.get("requirements"), python=r.get("python"), date=date)
+            run_info(
+                key,
+                fp,
+                requirements=r.get("requirements"),
+                python=r.get("python"),
+                date=date,
+                env_vars=r.get("env_vars"),
+            )
         )
     return out
 
@@ -107,13 +141,13 @@ def run_infos(frame: pd.DataFrame, fps: Fingerprints | None = None) -> list[RunI
 def run_ids(frame: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
     """Per row, the index of its run in the returned runs table (first-seen order).
 
-    The runs table holds machine, commit, env_name (as str), date, python, requirements, the
-    ``fp_*`` columns and ``label`` (:func:`run_label`).
+    The runs table holds machine, commit, env_name (as str), date, python, requirements,
+    env_vars, the ``fp_*`` columns and ``label`` (:func:`run_label`).
     """
     cols = [
         c
         for c in frame.columns
-        if c in (*RUN_KEY, "date", "python", "requirements") or c.startswith("fp_")
+        if c in (*RUN_KEY, "date", "python", "requirements", "env_vars") or c.startswith("fp_")
     ]
     if frame.empty:
         return np.empty(0, dtype=np.int64), pd.DataFrame(columns=[*cols, "label"])
@@ -134,71 +168,3 @@ def run_ids(frame: pd.DataFrame) -> tuple[Any, pd.DataFrame]:
         labels[missing] = [run_label(r) for r in fallback]
     table["label"] = list(labels)
     return ids.astype(np.int64), table
-
-
-def unique_labels(infos: Iterable[RunInfo]) -> dict[tuple[str, str, str], str]:
-    """Labels that tell runs apart: the readable label, then machine, then commit, if needed."""
-    infos = list(infos)
-    out = {i.key: i.label for i in infos}
-    for extra in (lambda i: i.machine, lambda i: f"commit {i.commit[:8]}", lambda i: i.env_name):
-        counts: dict[str, int] = {}
-        for i in infos:
-            counts[out[i.key]] = counts.get(out[i.key], 0) + 1
-        for i in infos:
-            if counts[out[i.key]] > 1:
-                out[i.key] = f"{out[i.key]} · {extra(i)}"
-    return out
-
-
-def matches(selector: str, info: RunInfo) -> bool:
-    """Whether a run matches a selector.
-
-    ``dist=version[,dist=version...]`` (``scanpy=1.11.5``, ``sklearn=1.9.1``; also ``machine=``,
-    ``commit=``, ``env=``, ``blas=``, ``threads=``, ``python=``): every part must hold, versions
-    from the fingerprint (or what asv was asked to install when there is none). Otherwise the
-    selector is a commit hash prefix (4+ hex digits), a machine, an asv environment name,
-    ``machine/env_name`` or the environment's label (exactly, or a unique substring: see
-    :func:`select`).
-    """
-    if "=" in selector:
-        return all(
-            _matches_part(part.strip(), info) for part in selector.split(",") if part.strip()
-        )
-    if selector in (info.label, info.env_name, info.machine, f"{info.machine}/{info.env_name}"):
-        return True
-    return (
-        len(selector) >= 4
-        and all(c in "0123456789abcdef" for c in selector.lower())
-        and (info.commit.lower().startswith(selector.lower()))
-    )
-
-
-def _matches_part(part: str, info: RunInfo) -> bool:
-    key, _, value = part.partition("=")
-    key = key.strip().lower()
-    value = value.strip().lstrip("=")
-    if key in ("machine",):
-        return info.machine == value
-    if key in ("commit",):
-        return info.commit.startswith(value)
-    if key in ("env", "env_name"):
-        return info.env_name == value
-    if key == "blas":
-        return bool(info.blas) and value.lower() in str(info.blas).lower()
-    if key == "threads":
-        return str(info.threads) == value
-    if key == "python":
-        return bool(info.python) and str(info.python).startswith(value)
-    dist = ALIASES.get(key, key)
-    packages = {k.lower(): v for k, v in info.packages}
-    return packages.get(dist) == value
-
-
-def select(selector: str, infos: Iterable[RunInfo]) -> list[RunInfo]:
-    """The runs a selector picks (see :func:`matches`); a label substring if nothing else does."""
-    infos = list(infos)
-    picked = [i for i in infos if matches(selector, i)]
-    if picked or "=" in selector:
-        return picked
-    by_label = [i for i in infos if selector.lower() in i.label.lower()]
-    return by_label
