@@ -1,9 +1,13 @@
 """Compare two environments, commits or releases: ``python -m harness compare A B``.
 
-A and B are selectors (:func:`harness.results.runs.matches`): ``scanpy=1.10.4``,
-``sklearn=1.9.1,blas=MKL``, a commit hash prefix, an asv environment name, a machine or an
-environment label. Runs of the same machine are paired when both sides have that machine;
-when a side has several runs for a benchmark, the newest is used.
+A and B are selectors (:func:`harness.results.environments.select`): an id (``E2``),
+``scanpy=1.10.4``, ``sklearn=1.9.1,blas=MKL``, a commit hash prefix, an asv environment name, a
+machine or an environment label. When the two sides name different environments and either
+names several, the closest pair is compared (:func:`closest_pair`): the two environments that
+differ only in the factors the selectors name when the folder has them, else the pair with the
+fewest other differences, which :class:`Choice` names. Sides that share environments (commit
+against commit) compare each environment with itself. When a side has several runs for a
+benchmark, the newest is used.
 
 - Runtime and memory (``time_*``, ``peakmem_*``, ``mem_*``, ``timeraw_*``): ratio B/A and
   asv's own decision (``asv.commands.compare._is_result_better``, i.e. the Mann-Whitney U test
@@ -14,6 +18,8 @@ when a side has several runs for a benchmark, the newest is used.
   largest |difference| and the sign-aligned relative deviation, and whether it is only a
   sign-convention change (components flipped, values otherwise within tolerance).
 - Stability checks (``track_*``): the value on each side (reported, not gated).
+- :class:`Summary`: how many runtimes got faster or slower, how many configurations changed
+  bits or only signs, peak memory changes, and how many rows changed, are unchanged or skipped.
 
 The digests are read by :mod:`harness.commands.compare`; the output is rendered by
 :mod:`harness.render.compare`, with each run named by its folder-wide id (E3) and label.
@@ -26,6 +32,7 @@ else 0. Bad input: 2.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,8 +49,8 @@ from harness.render.formats import is_missing
 from harness.results import environments
 from harness.results.environments import Key
 from harness.results.reader import Loaded
-from harness.results.runs import RunInfo, run_ids, select
-from harness.vocabulary import CONFIG_COLUMNS, DEFAULT_TOLERANCE
+from harness.results.runs import RunInfo, run_ids
+from harness.vocabulary import CONFIG_COLUMNS, DEFAULT_TOLERANCE, VERDICTS, env_number
 
 RUNTIME_UNITS = ("seconds", "bytes")
 STAT_COLUMNS = ("ci_99_a", "ci_99_b", "q_25", "q_75", "number", "repeat")
@@ -67,6 +74,53 @@ class Comparison:
     ids: dict[Key, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    #: Which pair of environments was chosen, when a selector named several.
+    choice: Choice | None = None
+    summary: Summary | None = None
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The closest pair of environments two selectors name (:func:`closest_pair`)."""
+
+    a: str  # the chosen environments' ids
+    b: str
+    #: The factors and packages the selectors name (what the comparison is about).
+    named: tuple[str, ...]
+    #: The factors in which the pair differs besides those (empty: it isolates the factor).
+    also: tuple[str, ...]
+    #: The factors in which the pair differs at all.
+    differ: tuple[str, ...]
+    #: How many environments each side's selector matched.
+    candidates: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What changed between A and B, counted: the lead of compare's output."""
+
+    runtimes: int
+    faster: int  # significantly, beyond the factor (asv's '-')
+    slower: int  # significantly, beyond the factor (asv's '+')
+    unsure: int  # beyond the factor but not significant (asv's '~')
+    newly_failing: int
+    fixed: int
+    version_changed: int
+    memory: int
+    memory_larger: int
+    memory_smaller: int
+    configurations: int
+    bits_moved: int
+    sign_only: int
+    not_comparable: int
+    #: Pair verdicts (:data:`harness.vocabulary.VERDICTS` order) over the configurations.
+    verdicts: dict[str, int]
+    checks: int
+    checks_changed: int
+    #: Rows of the three sections: changed (listed), unchanged and skipped (counted).
+    changed_rows: int
+    unchanged_rows: int
+    skipped_rows: int
 
 
 # --- the asv decision ------------------------------------------------------------------------------
@@ -134,32 +188,92 @@ def mark(
 
 
 def pick(selector: str, infos: Sequence[RunInfo], machine: str | None, side: str) -> list[RunInfo]:
+    """The runs a side's selector names (on ``machine`` when given); HarnessError when none."""
     pool = [i for i in infos if machine is None or i.machine == machine]
-    picked = select(selector, pool)
+    picked = environments.select(selector, pool)
     if not picked:
-        envs = sorted({i.label for i in pool})
+        envs = sorted(f"{i.ident}" if i.ident else i.label for i in pool)
+        listing = ", ".join(sorted(set(envs), key=lambda e: (env_number(e) or 0, e)))
         raise HarnessError(
-            f"{side} {selector!r}: matches no run; environments here: {'; '.join(envs) or 'none'}"
+            f"{side} {selector!r}: matches no run; environments here: {listing or 'none'} "
+            "(`harness envs` lists them)"
         )
     return picked
 
 
-def check_unambiguous(
-    selector: str, side: Sequence[RunInfo], other: Sequence[RunInfo], name: str
-) -> None:
-    """A side may span commits and machines, but only one environment per machine (or the
-    environments the other side also has, compared each with itself)."""
-    shared = {(r.machine, r.env_name) for r in other}
-    per_machine: dict[str, set[str]] = {}
-    for r in side:
-        if (r.machine, r.env_name) not in shared:
-            per_machine.setdefault(r.machine, set()).add(r.label)
-    for machine, labels in sorted(per_machine.items()):
-        if len(labels) > 1:
-            raise HarnessError(
-                f"{name} {selector!r}: matches {len(labels)} environments on machine {machine} "
-                f"({'; '.join(sorted(labels))}); add e.g. sklearn=... or blas=... to pick one"
-            )
+EnvKey = tuple[str, str]  # (machine, env_name): one environment, over its commits
+
+
+def _by_environment(runs: Sequence[RunInfo]) -> dict[EnvKey, list[RunInfo]]:
+    out: dict[EnvKey, list[RunInfo]] = {}
+    for r in runs:
+        out.setdefault((r.machine, r.env_name), []).append(r)
+    return out
+
+
+def _newest(runs: Sequence[RunInfo]) -> RunInfo:
+    return max(runs, key=lambda r: (date_rank(r.date), r.commit))
+
+
+def pair_factors(a: RunInfo, b: RunInfo) -> list[str]:
+    """The factors (and the machine) in which two runs differ, each cause once."""
+    diffs = environments.different(dict(a.attrs), dict(b.attrs))
+    return (["machine"] if a.machine != b.machine else []) + diffs
+
+
+def closest_pair(
+    a_runs: Sequence[RunInfo], b_runs: Sequence[RunInfo], named: Sequence[str]
+) -> tuple[EnvKey, EnvKey, list[str]]:
+    """The pair of environments (one per side, not the same) that differs least besides the
+    ``named`` factors, and those other factors.
+
+    Ties go to the pair differing in fewer attributes at all, then to a pair with the folder's
+    baseline (E1), then to the lower ids.
+    """
+    sides = [_by_environment(a_runs), _by_environment(b_runs)]
+    best: tuple[Any, ...] | None = None
+    for ka, ra in sides[0].items():
+        for kb, rb in sides[1].items():
+            if ka == kb:
+                continue
+            a, b = _newest(ra), _newest(rb)
+            other = [f for f in pair_factors(a, b) if f not in named]
+            attrs_a, attrs_b = dict(a.attrs), dict(b.attrs)
+            raw = sum(attrs_a.get(k) != attrs_b.get(k) for k in {*attrs_a, *attrs_b})
+            numbers = (env_number(a.ident or "") or 10**9, env_number(b.ident or "") or 10**9)
+            rank = (len(other), raw, 1 not in numbers, min(numbers), max(numbers))
+            if best is None or rank < best[0]:
+                best = (rank, ka, kb, other)
+    if best is None:
+        raise HarnessError("A and B name the same environment only: nothing to compare")
+    return best[1], best[2], best[3]
+
+
+def sides(
+    loaded: Loaded, a: str, b: str, machine: str | None = None
+) -> tuple[list[RunInfo], list[RunInfo], Choice | None]:
+    """The runs ``a`` and ``b`` select, reduced to the closest pair of environments when either
+    names several (and the sides share none); HarnessError when either selects nothing or both
+    the same runs."""
+    infos = loaded.infos()
+    a_runs, b_runs = pick(a, infos, machine, "A"), pick(b, infos, machine, "B")
+    if {r.key for r in a_runs} == {r.key for r in b_runs}:
+        raise HarnessError(f"A {a!r} and B {b!r} select the same run(s): nothing to compare")
+    a_envs, b_envs = _by_environment(a_runs), _by_environment(b_runs)
+    if set(a_envs) & set(b_envs):  # commit against commit: each environment with itself
+        return a_runs, b_runs, None
+    named = tuple(dict.fromkeys([*environments.named_factors(a), *environments.named_factors(b)]))
+    ka, kb, other = closest_pair(a_runs, b_runs, named)
+    a_pick, b_pick = a_envs[ka], b_envs[kb]
+    choice = Choice(
+        a=_newest(a_pick).ident or "",
+        b=_newest(b_pick).ident or "",
+        named=named,
+        also=tuple(other),
+        differ=tuple(pair_factors(_newest(a_pick), _newest(b_pick))),
+        candidates=(len(a_envs), len(b_envs)),
+    )
+    return a_pick, b_pick, choice
 
 
 def _param_text(row: dict[str, Any], params: Sequence[str]) -> str:
@@ -340,20 +454,6 @@ def numerical_table(
     return pd.DataFrame(rows, columns=NUMERICAL_COLUMNS)
 
 
-def sides(
-    loaded: Loaded, a: str, b: str, machine: str | None = None
-) -> tuple[list[RunInfo], list[RunInfo]]:
-    """The runs ``a`` and ``b`` select; HarnessError when either selects none, both the same
-    runs, or a side several environments of one machine."""
-    infos = loaded.infos()
-    a_runs, b_runs = pick(a, infos, machine, "A"), pick(b, infos, machine, "B")
-    if {r.key for r in a_runs} == {r.key for r in b_runs}:
-        raise HarnessError(f"A {a!r} and B {b!r} select the same run(s): nothing to compare")
-    check_unambiguous(a, a_runs, b_runs, "A")
-    check_unambiguous(b, b_runs, a_runs, "B")
-    return a_runs, b_runs
-
-
 def compare_runs(
     loaded: Loaded,
     a: str,
@@ -372,7 +472,7 @@ def compare_runs(
     tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
     if tolerance < 0:
         raise HarnessError("--tolerance: must be >= 0")
-    a_runs, b_runs = sides(loaded, a, b, machine)
+    a_runs, b_runs, choice = sides(loaded, a, b, machine)
     a_keys, b_keys = {r.key for r in a_runs}, {r.key for r in b_runs}
     better, significance = asv_decider()
     pairs = paired(loaded, a_keys, b_keys, {i.key: i.date for i in loaded.infos()})
@@ -388,13 +488,91 @@ def compare_runs(
         checks=checks_table(pairs),
         significance=significance,
         ids=environments.ids(loaded),
+        choice=choice,
     )
     if a_keys & b_keys:
         result.notes.append(f"{len(a_keys & b_keys)} run(s) are selected by both A and B")
     if result.numerical.empty:
         result.notes.append("no artifacts shared by A and B: numerical change not assessed")
     result.failures.extend(failures(result, fail_on_sign))
+    result.summary = summarize(result)
     return result
+
+
+# --- the summary ---------------------------------------------------------------------------------
+
+#: asv compare's marks of a runtime or memory row that changed.
+CHANGED_MARKS = frozenset("+-!*x")
+
+
+def runtime_changed(row: dict[str, Any]) -> bool:
+    """Whether a runtime or memory row changed (asv marks it, or '~': beyond the factor)."""
+    return row["mark"].strip() in CHANGED_MARKS or str(row["ratio"]).startswith("~")
+
+
+def runtime_skipped(row: dict[str, Any]) -> bool:
+    """Whether neither side has a value (skipped or not run on both sides)."""
+    return is_missing(row["a"]) and is_missing(row["b"]) and not runtime_changed(row)
+
+
+def check_changed(row: dict[str, Any]) -> bool:
+    """Whether a stability check's value differs between the sides (one missing counts)."""
+    a, b = row["a"], row["b"]
+    if is_missing(a) or is_missing(b):
+        return is_missing(a) != is_missing(b)
+    return a != b
+
+
+def check_skipped(row: dict[str, Any]) -> bool:
+    return is_missing(row["a"]) and is_missing(row["b"])
+
+
+def numerical_changed(row: dict[str, Any]) -> bool:
+    """Whether a configuration's result moved: other bits, or not comparable."""
+    return bool(row["bits_moved"]) or not bool(row["comparable"])
+
+
+def summarize(result: Comparison) -> Summary:
+    """The counts that lead compare's output (see :class:`Summary`)."""
+    rt = result.runtime.to_dict("records")
+    time_rows = [r for r in rt if r["unit"] == "seconds"]
+    mem_rows = [r for r in rt if r["unit"] == "bytes"]
+
+    def count(rows: list[dict[str, Any]], mark: str) -> int:
+        return sum(r["mark"].strip() == mark for r in rows)
+
+    num = result.numerical.to_dict("records")
+    chk = result.checks.to_dict("records")
+    verdicts = Counter(r["verdict"] for r in num)
+    changed = (
+        sum(map(runtime_changed, rt))
+        + sum(map(numerical_changed, num))
+        + sum(map(check_changed, chk))
+    )
+    skipped = sum(map(runtime_skipped, rt)) + sum(map(check_skipped, chk))
+    total = len(rt) + len(num) + len(chk)
+    return Summary(
+        runtimes=len(time_rows),
+        faster=count(time_rows, "-"),
+        slower=count(time_rows, "+"),
+        unsure=sum(str(r["ratio"]).startswith("~") for r in time_rows),
+        newly_failing=count(rt, "!"),
+        fixed=count(rt, "*"),
+        version_changed=count(rt, "x"),
+        memory=len(mem_rows),
+        memory_larger=count(mem_rows, "+"),
+        memory_smaller=count(mem_rows, "-"),
+        configurations=len(num),
+        bits_moved=sum(bool(r["bits_moved"]) for r in num),
+        sign_only=sum(bool(r["sign_convention"]) for r in num),
+        not_comparable=sum(not bool(r["comparable"]) for r in num),
+        verdicts={v: int(verdicts.get(v, 0)) for v in VERDICTS},
+        checks=len(chk),
+        checks_changed=sum(map(check_changed, chk)),
+        changed_rows=changed,
+        unchanged_rows=total - changed - skipped,
+        skipped_rows=skipped,
+    )
 
 
 def failures(result: Comparison, fail_on_sign: bool) -> list[str]:

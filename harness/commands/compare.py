@@ -26,7 +26,7 @@ def compare_of(
     """:func:`compare_runs` with the digests of the selected runs read from the folder;
     unreadable digests go to ``warn``."""
     sink = warn or (lambda line: None)
-    a_runs, b_runs = sides(loaded, a, b, machine)
+    a_runs, b_runs, _ = sides(loaded, a, b, machine)
     keys = sorted({r.key for r in (*a_runs, *b_runs)})
     digests = digests_of(loaded, keys, lambda line: sink(relative_line(line, loaded.root)))
     return compare_runs(loaded, a, b, digests=digests, machine=machine, **options)  # type: ignore[arg-type]
@@ -44,7 +44,8 @@ def cli_compare(args: argparse.Namespace) -> int:
         fail_on_sign=getattr(args, "fail_on_sign", False),
         warn=stderr_warn("compare"),
     )
-    output(render_compare.FORMATS[args.format](result), getattr(args, "out", None))
+    text = render_compare.FORMATS[args.format](result, show_all=getattr(args, "all", False))
+    output(text, getattr(args, "out", None))
     if args.format != "md" or getattr(args, "out", None):
         print(render_compare.verdict_line(result), file=sys.stderr)
     return 1 if result.failures else 0
