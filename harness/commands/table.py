@@ -8,9 +8,10 @@ import sys
 
 import pandas as pd
 
-from harness.analysis import noise, tables
+from harness.analysis import headline, noise, tables
 from harness.commands import load, output, stderr_warn
 from harness.errors import HarnessError
+from harness.render import headline as render_headline
 from harness.render import tables as render_tables
 from harness.results import environments
 from harness.results.reader import Loaded
@@ -53,6 +54,21 @@ def shown_rows(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     return frame[pd.MultiIndex.from_frame(frame[keys].astype(str)).isin(shown)]
 
 
+def with_headline(text: str, fmt: str, head: headline.Headline | None) -> str:
+    """The table's text led by the headline: Markdown above the tables, HTML under the title
+    (JSON carries it in its summary, CSV holds rows only)."""
+    if head is None:
+        return text
+    if fmt == "md":
+        return render_headline.to_markdown(head) + text
+    if fmt == "html":
+        title_end = text.find("</h1>\n")
+        if title_end >= 0:
+            cut = title_end + len("</h1>\n")
+            return text[:cut] + render_headline.to_html(head) + text[cut:]
+    return text
+
+
 def cli_table(args: argparse.Namespace) -> int:
     without = missing.load(
         args.results, machine=args.machine, commit=args.commit, warn=stderr_warn("table")
@@ -69,6 +85,7 @@ def cli_table(args: argparse.Namespace) -> int:
     summary = render_tables.summary_line(loaded)
     if timing.n:  # the last line of the table, so the last line `make bench` prints (issue #15)
         summary += "\n\n" + timing.line()
+    head = None if generic else headline.headline(table)
     text = render_tables.render_table(
         table,
         args.format,
@@ -77,10 +94,11 @@ def cli_table(args: argparse.Namespace) -> int:
         summary_obj={
             **render_tables.summary_obj(loaded),
             "timing_noise": dataclasses.asdict(timing),
+            "headline": render_headline.to_obj(head),
         },
         without=without,
     )
-    output(text, args.out)
+    output(with_headline(text, args.format, head), args.out)
     if args.format in ("csv", "json") or args.out:
         print(summary, file=sys.stderr)
     return 0
