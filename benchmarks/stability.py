@@ -9,15 +9,10 @@ from __future__ import annotations
 
 import itertools
 
-from harness.analysis import downstream
 from harness.bench import datasets, stability
 from harness.bench.stability import Config
 
 from .common import DATASETS, PCAParams, record_environment, skip
-
-# asv's forkserver imports this module once and forks every benchmark process from it: the JIT
-# compilation behind pp.neighbors (umap's numba code, about 8 s here) is paid once, not per check.
-downstream.warm()
 
 
 class _Check:

@@ -17,6 +17,8 @@ import hashlib
 import os
 import warnings
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _metadata_version
 
 import anndata as ad
 import numpy as np
@@ -25,6 +27,14 @@ from scipy import sparse
 from sklearn.metrics import adjusted_rand_score
 
 from harness.analysis import metrics
+
+
+def _dist_version(dist: str) -> str:
+    try:
+        return _metadata_version(dist)
+    except PackageNotFoundError:
+        return "none"
+
 
 N_NEIGHBORS = 15  # scanpy's pp.neighbors default
 OTHER_SEEDS = (1, 2, 3, 4)
@@ -100,7 +110,7 @@ _CALIBRATIONS: dict[str, Calibration] = {}
 
 def calibrate(g: sparse.csr_matrix, seed: int = 0) -> Calibration:
     """Leiden's own sensitivity on ``g``: other seeds, and one edge replaced (cached per graph)."""
-    key = hashlib.sha256(g.indices.tobytes() + g.data.tobytes()).hexdigest()
+    key = hashlib.sha256(f"{_graph_key(g)}-{seed}-{_VERSIONS}".encode()).hexdigest()
     if key in _CALIBRATIONS:
         return _CALIBRATIONS[key]
     disk = metrics.DISK_CACHE / f"calibration-{key[:24]}.npz" if metrics.DISK_CACHE else None
@@ -109,7 +119,7 @@ def calibrate(g: sparse.csr_matrix, seed: int = 0) -> Calibration:
             cal = Calibration(other_seed=z["other_seed"].tolist(), one_edge=z["one_edge"].tolist())
         _CALIBRATIONS[key] = cal
         return cal
-    base = leiden(g, seed)
+    base = cached_leiden(g, seed)
     rng = np.random.default_rng(seed)
     cal = Calibration(
         other_seed=[float(adjusted_rand_score(base, leiden(g, s))) for s in OTHER_SEEDS],
@@ -139,11 +149,57 @@ def warm() -> str | None:
     return None
 
 
+#: What the graph and the clustering depend on besides their input: a disk cache shared by
+#: environments keys on it, so identical embeddings are clustered once per set of versions.
+_VERSIONS = "-".join(
+    f"{d}{_dist_version(d)}"
+    for d in ("scanpy", "umap-learn", "igraph", "leidenalg", "scikit-learn")
+)
+
+
+def _graph_key(g: sparse.csr_matrix) -> str:
+    return hashlib.sha256(g.indptr.tobytes() + g.indices.tobytes() + g.data.tobytes()).hexdigest()
+
+
+def cached_graph(embedding: np.ndarray) -> sparse.csr_matrix:
+    """:func:`graph`, kept on disk (``metrics.DISK_CACHE``) by the embedding's bits and versions."""
+    if metrics.DISK_CACHE is None:
+        return graph(embedding)
+    e = np.ascontiguousarray(embedding)
+    key = hashlib.sha256(e.tobytes() + str((e.dtype, e.shape)).encode() + _VERSIONS.encode())
+    path = metrics.DISK_CACHE / f"graph-{key.hexdigest()[:24]}.npz"
+    if path.is_file():
+        return sparse.load_npz(path).tocsr()
+    g = graph(embedding)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    sparse.save_npz(tmp, g)
+    os.replace(tmp, path)
+    return g
+
+
+def cached_leiden(g: sparse.csr_matrix, seed: int = 0) -> np.ndarray:
+    """:func:`leiden`, kept on disk by the graph's bits, the seed and the versions."""
+    if metrics.DISK_CACHE is None:
+        return leiden(g, seed)
+    key = hashlib.sha256(f"{_graph_key(g)}-{seed}-{_VERSIONS}".encode()).hexdigest()[:24]
+    path = metrics.DISK_CACHE / f"leiden-{key}.npy"
+    if path.is_file():
+        return np.load(path, allow_pickle=False)
+    labels = np.asarray(leiden(g, seed)).astype(np.int64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, labels)
+    os.replace(tmp, path)
+    return labels
+
+
 def compare(emb_a: np.ndarray, emb_b: np.ndarray, *, calibrated: bool = True) -> Downstream:
     """kNN Jaccard and Leiden ARI of ``emb_b`` against ``emb_a``, with ``emb_a``'s calibration."""
-    ga = graph(emb_a)
-    gb = ga if np.array_equal(emb_a, emb_b) else graph(emb_b)
-    ari = 1.0 if gb is ga else float(adjusted_rand_score(leiden(ga), leiden(gb)))
+    ga = cached_graph(emb_a)
+    gb = ga if np.array_equal(emb_a, emb_b) else cached_graph(emb_b)
+    ari = 1.0 if gb is ga else float(adjusted_rand_score(cached_leiden(ga), cached_leiden(gb)))
     return Downstream(
         knn_jaccard=1.0 if gb is ga else metrics.knn_jaccard(emb_a, emb_b),
         leiden_ari=ari,

@@ -383,7 +383,9 @@ def _shortened(d: dict[str, Any]) -> dict[str, Any]:
 
 def evaluate(check: str, config: Config) -> dict[str, Any]:
     """Run one check: the track_ value and the full record kept beside asv's results."""
-    metrics.DISK_CACHE = cache_folder() / "downstream"  # shared by the checks' processes
+    # Shared by the checks' processes and by environments: entries are keyed by their inputs'
+    # bits and the versions of what computes them (harness.analysis.downstream).
+    metrics.DISK_CACHE = datasets.cache_dir() / "downstream"
     raw = samples(check, config)
     # The precision that bounds the rounding is the least precise of the input and the results,
     # decided before the cast to a common dtype (a float32 solve compared in float64 is still
