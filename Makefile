@@ -19,7 +19,7 @@ export HARNESS_RESULTS := $(CURDIR)/results
 # (asv.conf.json allows // comment lines, which json does not.)
 PINS = $(shell $(PYTHON) -c 'import json; t = "".join(l for l in open("asv.conf.json") if not l.lstrip().startswith("//")); m = json.loads(t)["matrix"]["req"]; print(" ".join(f"{k}=={v[0]}" for k, v in m.items() if v and v[0]))')
 
-.PHONY: bench test test-slow lint clean venv study writeup
+.PHONY: bench test test-slow lint clean venv study writeup browser
 
 venv: $(VENV)/.installed
 
@@ -50,7 +50,17 @@ study: venv
 writeup: venv
 	$(PY) -m harness writeup results --out results/README.md $(WRITEUP_ARGS)
 
-test: venv
+# The report's browser test (tests/test_report_browser.py) drives headless Chromium: installed
+# once with apt-get where it is missing and this runs as root; otherwise the test skips, saying so.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    chromium chromium-driver >/dev/null; } || \
+	echo "make: headless Chromium not installed (needs root and apt-get): the browser test skips"
+
+test: venv browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-slow: venv

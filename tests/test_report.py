@@ -1,9 +1,9 @@
-"""The report: Markdown, CSV and one self-contained HTML page; deterministic; renders in Chromium."""
+"""The report: Markdown, CSV and one self-contained HTML page; deterministic (the page in headless
+Chromium: tests/test_report_browser.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -19,8 +19,6 @@ from harness.results import reader as results
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_results import generator, tree_digest, write_result
-
-CHROMIUM_PACKAGES = ("chromium", "chromium-driver")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +42,8 @@ def test_report_files(built):
     assert names == [
         "crossenv.csv",
         "figures/deviation.png",
-        "figures/runtime.png",
+        "figures/runtime-1-thread.png",
+        "figures/runtime-all-cores.png",
         "manifest.txt",
         "report.html",
         "report.md",
@@ -63,10 +62,10 @@ def test_report_files(built):
 def test_html_is_self_contained(built):
     html = (built / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>")
-    assert html.count('<img src="data:image/png;base64,') == 2
+    assert html.count('<img src="data:image/png;base64,') == 3
     assert not re.search(r'(src|href)="(?!data:)', html)  # nothing external
-    assert "<script" not in html
-    assert html.count("<table") >= 5 + 2  # stability tables, environments, summary, matrices
+    assert html.count("<script") == 1 and "<script>" in html  # the inline table sorter
+    assert html.count("<table") >= 5 + 3  # stability tables, environments (x2), summary, matrices
 
 
 def test_identical_inputs_give_identical_bytes(folder, built, tmp_path):
@@ -113,86 +112,6 @@ def test_report_bad_outdir(folder, tmp_path, capsys):
     assert "exists and is not a directory" in capsys.readouterr().err
 
 
-# --- headless Chromium ------------------------------------------------------------------------------
-
-
-def _install_chromium() -> str | None:
-    """Install the Debian packages where we are root; the reason when Chromium stays missing."""
-    if shutil.which("chromium") and shutil.which("chromedriver"):
-        return None
-    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return "headless Chromium is not installed (Debian packages chromium and chromium-driver; installing them needs root and apt-get)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (
-        ["apt-get", "update"],
-        ["apt-get", "install", "-y", "--no-install-recommends", *CHROMIUM_PACKAGES],
-    ):
-        try:
-            run = subprocess.run(
-                cmd, env=env, capture_output=True, text=True, timeout=1200, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as err:
-            return f"{' '.join(cmd)} failed: {err}"
-        if run.returncode != 0:
-            tail = (run.stderr or run.stdout).strip().splitlines()[-1:] or ["?"]
-            return f"{' '.join(cmd)} failed: {tail[0]}"
-    if shutil.which("chromium") and shutil.which("chromedriver"):
-        return None
-    return "apt-get installed chromium but chromium/chromedriver are not on PATH"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    reason = _install_chromium()
-    if reason:
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1600,1200",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(
-        options=options, service=Service(executable_path=shutil.which("chromedriver"))
-    )
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
-
-
-def test_html_renders_in_chromium(built, browser):
-    browser.get((built / "report.html").resolve().as_uri())
-    assert browser.execute_script("return document.readyState") == "complete"
-    assert browser.title == "PCA stability report"
-    tables = browser.execute_script(
-        """return Array.from(document.querySelectorAll('table')).map(t => ({
-               rows: t.rows.length, width: t.getBoundingClientRect().width,
-               height: t.getBoundingClientRect().height}));"""
-    )
-    assert len(tables) >= 7
-    assert all(t["rows"] >= 2 and t["width"] > 0 and t["height"] > 0 for t in tables)
-    images = browser.execute_script(
-        """return Array.from(document.querySelectorAll('figure img')).map(i => ({
-               complete: i.complete, w: i.naturalWidth, h: i.naturalHeight,
-               shown: i.getBoundingClientRect().width}));"""
-    )
-    assert len(images) == 2
-    assert all(i["complete"] and i["w"] > 100 and i["h"] > 100 and i["shown"] > 0 for i in images)
-    text = browser.find_element("tag name", "body").text
-    assert "Δ threads" in text and "verdict" in text and "Cross-environment deviation" in text
-
-
 # --- ids, plain-text figure labels, the output folder (issues #11, #16) ------------------------------
 
 
@@ -214,7 +133,7 @@ def test_mathtext_in_a_parameter_is_drawn_as_plain_text(folder, tmp_path, capsys
     out = tmp_path / "out"
     assert main(["report", str(copy), str(out)]) == 0, capsys.readouterr().err
     assert (out / "figures" / "deviation.png").is_file()
-    assert (out / "figures" / "runtime.png").is_file()
+    assert (out / "figures" / "runtime-1-thread.png").is_file()
     assert "$\\foo{$" in (out / "stability.csv").read_text()
 
 
@@ -224,7 +143,7 @@ def test_figures_use_the_folders_environment_ids(folder, tmp_path):
     assert main(["report", str(copy), str(out)]) == 0
     md = (out / "report.md").read_text()
     ids = set(environments.ids(results.scan(copy, warn=lambda line: None)).values())
-    runtime = md.split("![Runtime by solver and layout]")[1].split("\n\n")[1]
+    runtime = md.split("![Runtime at 1 thread by solver]")[1].split("\n\n")[1]
     shown = set(re.findall(r"\b([A-Z]\d+) = ", runtime))
     assert shown and shown <= ids
 

@@ -527,7 +527,7 @@ def test_real_suite_results(asv_smoke, tmp_path):
     assert ran["sigdigits"].notna().all()
     assert "virtualenv" not in " ".join(table["environment"])
     assert main(["report", str(asv_smoke["results"]), str(tmp_path / "report")]) == 0
-    assert (tmp_path / "report" / "figures" / "runtime.png").is_file()
+    assert (tmp_path / "report" / "figures" / "runtime-1-thread.png").is_file()
 
 
 def test_newest_runs_selection():

@@ -43,8 +43,13 @@ def build(loaded: Loaded, args: argparse.Namespace) -> tuple[pd.DataFrame, bool]
     generic = not len(table)
     if generic:
         table = tables.generic_table(loaded.frame, **select)
-    labels = {i.key: i.label for i in loaded.infos()}  # unique over the folder
-    return tables.with_ids(table, environments.ids(loaded), labels), generic
+    return labelled_table(loaded, table), generic
+
+
+def labelled_table(loaded: Loaded, table: pd.DataFrame) -> pd.DataFrame:
+    """A stability (or generic) table with each run's folder-wide id and unique label."""
+    labels = {i.key: i.label for i in loaded.infos()}
+    return tables.with_ids(table, environments.ids(loaded), labels)
 
 
 def shown_rows(frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:

@@ -4,18 +4,26 @@ Writes, as one set (into a temporary folder beside OUTDIR, then renamed onto it,
 either the previous report or the new one, whole; files that are not a report's are never
 replaced: the report refuses such a folder):
 
-- ``report.md``: summary, figures (linked), stability tables, cross-environment deviation;
-- ``report.html``: the same as one self-contained page (inline CSS, figures as base64 PNG);
+- ``report.md``: summary, the headline (:mod:`harness.render.headline`), the environments (id,
+  label, change against the baseline), figures (linked), stability tables, cross-environment
+  deviation;
+- ``report.html``: the same as one self-contained page (inline CSS and one inline script that
+  sorts a table by the column clicked; figures as base64 PNG);
 - ``stability.csv``: the stability tables, long format (another project's suite: its results);
 - ``crossenv.csv``: every compared pair of environments, when there are artifacts;
-- ``figures/deviation.png``: deviation by environment x configuration (against the baseline
-  environment, ``--baseline`` or the first one, from the artifacts when two or more environments
-  have them; else the worst verdict-check deviation of the stability tables);
-- ``figures/runtime.png``: median runtime at all cores by solver and layout, per run and dataset;
+- ``figures/deviation.png``: deviation by environment x configuration, every environment a row
+  (against the baseline, ``--baseline`` or the folder's (E1), from the artifacts when two or more
+  environments have them; else the worst verdict-check deviation of the stability tables);
+- ``figures/runtime-1-thread.png`` (and ``runtime-all-cores.png`` where runs timed all cores):
+  median runtime by solver, one panel per dataset, one colour per layout and dtype; bars the
+  baseline, a dot per other environment;
 - ``manifest.txt``: the files above, so the next report into OUTDIR knows which files are its own.
 
-Environments are named by the folder's ids (:func:`harness.results.environments.ids`), as in the
-tables and the write-up. Figure labels are plain text: a parameter value is never mathtext.
+Environments are named by the folder's ids and unique labels
+(:func:`harness.results.environments.catalogue`), as in the tables and the write-up. Figure
+labels are plain text: a parameter value is never mathtext. Each figure's ``<figure>`` element
+carries where its axes are in the image (``data-axes``) and what it draws (``data-rows``,
+``data-series``), so a browser test can check that every axes holds data.
 
 The raw rows are not copied: :func:`harness.load_results` gives them.
 
@@ -29,6 +37,7 @@ import argparse
 import base64
 import contextlib
 import io as _io
+import json
 import math
 import os
 import shutil
@@ -36,40 +45,45 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from harness.analysis import tables
+from harness.analysis import headline, tables
 from harness.commands import load, stderr_warn
 from harness.commands.crossenv import crossenv_of
+from harness.commands.table import labelled_table
 from harness.errors import HarnessError
 from harness.render import crossenv as render_crossenv
 from harness.render import formats as render
+from harness.render import headline as render_headline
 from harness.render import tables as render_tables
+from harness.render.formats import Table
 from harness.results import environments
-from harness.results.environments import Key
 from harness.results.problems import relative_line
-from harness.vocabulary import DEFAULT_TOLERANCE, VERDICT_CHECKS, env_number
+from harness.vocabulary import DEFAULT_TOLERANCE, RUN_KEY, VERDICT_CHECKS, env_number
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.analysis.crossenv import CrossEnv
     from harness.results.reader import Loaded
 
-#: Figures show at most this many environments (the first ones in id order).
-MAX_ENVS = 8
 DPI = 100
 #: Lists the files of a report; a folder's other files are not the report's to replace.
 MANIFEST = "manifest.txt"
 #: What a report wrote before it kept a manifest (those folders are still recognised).
 UNLISTED = frozenset(
     {"report.md", "report.html", "stability.csv", "crossenv.csv", "figures/deviation.png",
-     "figures/runtime.png"}
+     "figures/runtime.png", "figures/runtime-1-thread.png", "figures/runtime-all-cores.png"}
 )  # fmt: skip
+#: One colour per series (layout and dtype), colour-blind safe (Okabe-Ito).
+SERIES_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
+#: Runtime columns of the stability table, and the figure each gets.
+RUNTIMES = (("time_1_thread_s", "1-thread", "at 1 thread"),
+            ("time_all_cores_s", "all-cores", "at all cores"))  # fmt: skip
 
 
 @dataclass
@@ -80,6 +94,9 @@ class Figure:
     png: bytes
     width: int
     height: int
+    #: What a browser test reads: ``axes`` (data axes boxes in image pixels, x0, y0, x1, y1
+    #: from the top left), ``rows`` (environment ids drawn), ``series`` (legend entries).
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 # --- figures ---------------------------------------------------------------------------------------
@@ -109,71 +126,16 @@ def plain(text: Any) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _png(fig: Any) -> tuple[bytes, int, int]:
+def _png(fig: Any, axes: list[Any]) -> tuple[bytes, int, int, list[list[int]]]:
+    """The PNG, its size, and each of ``axes``' box in image pixels (from the top left)."""
     buf = _io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
     width, height = (round(v) for v in fig.get_size_inches() * DPI)
-    return buf.getvalue(), width, height
-
-
-def deviation_matrix(
-    table: pd.DataFrame, cross: CrossEnv | None, ids: Mapping[Key, str]
-) -> tuple[pd.DataFrame, str]:
-    """Environment (id) x configuration deviations for the heatmap, and what they are."""
-    if cross is not None and len(cross.pairs):
-        base_id = cross.baseline or cross.envs[0]["id"]
-        pairs = cross.pairs[(cross.pairs["a"] == base_id) | (cross.pairs["b"] == base_id)]
-        other = pairs["b"].where(pairs["a"] == base_id, pairs["a"])
-        names = {e["id"]: e["label"] for e in cross.envs}
-        frame = pd.DataFrame(
-            {
-                "environment": other,
-                "configuration": _config(pairs, "solver"),
-                "deviation": pairs["deviation"].astype(float),
-            }
-        )
-        what = (
-            f"deviation of X_pca from the baseline {base_id} = {names.get(base_id, base_id)} "
-            "(from the artifacts)"
-        )
-    else:
-        if table.empty:
-            return pd.DataFrame(), ""
-        checks = list(table.attrs.get("verdict_checks", VERDICT_CHECKS))
-        worst = table[[f"dev_{c}" for c in checks]].astype(float).max(axis=1, skipna=True)
-        frame = pd.DataFrame(
-            {
-                "environment": row_ids(table, ids),
-                "configuration": _config(table, "solver"),
-                "deviation": worst,
-            }
-        )
-        what = f"worst deviation of X_pca over the checks {', '.join(checks)} (stability tables)"
-    matrix = frame.pivot_table(
-        index="environment",
-        columns="configuration",
-        values="deviation",
-        aggfunc="max",
-        dropna=False,
-    )
-    matrix = matrix.sort_index(axis=1)
-    return matrix.loc[sorted(matrix.index, key=env_number)], what
-
-
-def row_ids(table: pd.DataFrame, ids: Mapping[Key, str]) -> list[str]:
-    """Per table row, the folder-wide id of its run."""
-    return [ids[k] for k in zip(table["machine"], table["commit"], table["env_name"], strict=True)]
-
-
-def run_names(table: pd.DataFrame, ids: Mapping[Key, str]) -> dict[str, str]:
-    """id -> description (label, machine, commit) of each run in the table."""
-    runs = table.drop_duplicates(["machine", "commit", "env_name"])
-    return {
-        ids[(m, c, e)]: f"{label} (machine {m}, commit {str(c)[:8]})"
-        for label, m, c, e in zip(
-            runs["environment"], runs["machine"], runs["commit"], runs["env_name"], strict=True
-        )
-    }
+    boxes = []
+    for ax in axes:
+        b = ax.get_window_extent()
+        boxes.append([round(b.x0), round(height - b.y1), round(b.x1), round(height - b.y0)])
+    return buf.getvalue(), width, height, boxes
 
 
 def _config(frame: pd.DataFrame, solver: str) -> pd.Series:
@@ -188,13 +150,66 @@ def _config(frame: pd.DataFrame, solver: str) -> pd.Series:
     )
 
 
-def heatmap(matrix: pd.DataFrame, what: str) -> Figure | None:
-    """The deviation heatmap of :func:`deviation_matrix` (None when there is nothing to draw)."""
-    if matrix.empty:
+def row_ids(table: pd.DataFrame) -> list[str]:
+    """Per table row, the folder-wide id of its run (the labelled table carries it)."""
+    return [str(i) for i in table["id"]]
+
+
+def deviation_matrix(
+    table: pd.DataFrame, cross: CrossEnv | None, envs: pd.DataFrame
+) -> tuple[pd.DataFrame, str]:
+    """Environment (id) x configuration deviations for the heatmap, and what they are.
+
+    From the artifacts: every environment of ``envs`` but the baseline is a row (a row of
+    missing values where it has no artifacts); else from the stability tables, every one.
+    """
+    if cross is not None and len(cross.pairs):
+        base_id = cross.baseline or cross.envs[0]["id"]
+        pairs = cross.pairs[(cross.pairs["a"] == base_id) | (cross.pairs["b"] == base_id)]
+        other = pairs["b"].where(pairs["a"] == base_id, pairs["a"])
+        frame = pd.DataFrame(
+            {
+                "environment": other,
+                "configuration": _config(pairs, "solver"),
+                "deviation": pairs["deviation"].astype(float),
+            }
+        )
+        label = dict(zip(envs["id"], envs["label"], strict=True))
+        label.update({e["id"]: e["label"] for e in cross.envs})
+        what = f"deviation of X_pca from the baseline {base_id} = {label.get(base_id, base_id)} (from the artifacts)"
+        rows = [i for i in envs["id"] if i != base_id]
+    else:
+        if table.empty:
+            return pd.DataFrame(), ""
+        checks = list(table.attrs.get("verdict_checks", VERDICT_CHECKS))
+        worst = table[[f"dev_{c}" for c in checks]].astype(float).max(axis=1, skipna=True)
+        frame = pd.DataFrame(
+            {"environment": row_ids(table), "configuration": _config(table, "solver"),
+             "deviation": worst}
+        )  # fmt: skip
+        what = f"worst deviation of X_pca over the checks {', '.join(checks)} (stability tables)"
+        rows = list(envs["id"])
+    matrix = frame.pivot_table(
+        index="environment", columns="configuration", values="deviation", aggfunc="max",
+        dropna=False,
+    )  # fmt: skip
+    rows = sorted({*rows, *matrix.index}, key=lambda i: env_number(i) or 0)
+    matrix = matrix.reindex(index=rows).sort_index(axis=1)
+    return matrix, what
+
+
+def _row_label(ident: str, change: dict[str, str], measured: bool) -> str:
+    text = change.get(ident, "")
+    label = f"{ident} · {text}" if text and text != "-" else ident
+    return plain(label if measured else f"{label} (not measured)")
+
+
+def heatmap(matrix: pd.DataFrame, what: str, change: dict[str, str]) -> Figure | None:
+    """The deviation heatmap of :func:`deviation_matrix`: every environment a row, labelled
+    with its id and what it changes (None when there is nothing to draw)."""
+    if matrix.empty or matrix.shape[1] == 0:
         return None
     plt = _matplotlib()
-    n_all = len(matrix)
-    matrix = matrix.iloc[:MAX_ENVS]
     values = matrix.to_numpy(dtype=float)
     exact = values == 0
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -204,8 +219,14 @@ def heatmap(matrix: pd.DataFrame, what: str) -> Figure | None:
     hi = math.ceil(finite.max()) if finite.size else 0
     hi = max(hi, lo + 1)
     rows, cols = values.shape
+    measured = np.isfinite(values).any(axis=1)
+    labels = [
+        _row_label(str(i), change, bool(m)) for i, m in zip(matrix.index, measured, strict=True)
+    ]
     label_in = 0.075 * max((len(str(c)) for c in matrix.columns), default=10)  # rotated labels
-    width, height = max(6.0, 0.3 * cols + 3.0), 0.35 * rows + 1.6 + label_in
+    ylabel_in = 0.065 * max((len(t) for t in labels), default=4)
+    width = max(7.0, 0.28 * cols + 2.6 + ylabel_in)
+    height = max(2.6, 0.26 * rows + 1.4 + label_in)
     fig, ax = plt.subplots(figsize=(width, height))
     cmap = plt.get_cmap("viridis").with_extremes(bad="#f2f2f2")
     im = ax.imshow(np.where(exact, np.nan, logs), cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
@@ -215,85 +236,106 @@ def heatmap(matrix: pd.DataFrame, what: str) -> Figure | None:
     ax.imshow(np.where(exact, 1.0, np.nan), cmap=equal, vmin=0, vmax=1, aspect="auto")
     for (i, j), is_exact in np.ndenumerate(exact):
         if is_exact:
-            ax.text(j, i, "=", ha="center", va="center", fontsize=8, color="#2f6b2f")
+            ax.text(j, i, "=", ha="center", va="center", fontsize=7, color="#2f6b2f")
     ax.set_xticks(range(cols), [plain(c) for c in matrix.columns], rotation=90, fontsize=7)
-    ax.set_yticks(range(rows), [plain(i) for i in matrix.index], fontsize=8)
+    ax.set_yticks(range(rows), labels, fontsize=8)
     ax.set_xlabel("configuration (dataset/layout/dtype/solver)")
-    fig.colorbar(im, ax=ax, label="log10 relative deviation")
+    fig.colorbar(im, ax=ax, label="log10 relative deviation", fraction=0.04, pad=0.02)
     ax.set_title("Deviation by environment and configuration", fontsize=10)
     fig.tight_layout()
-    png, width, height = _png(fig)
+    png, width, height, boxes = _png(fig, [ax])
     plt.close(fig)
-    more = f" Showing {MAX_ENVS} of {n_all} environments." if n_all > MAX_ENVS else ""
     caption = (
-        f"Heatmap of the {what}; green '=': equal values (deviation 0), grey: not measured.{more}"
+        f"Heatmap of the {what}; green '=': equal values (deviation 0), grey: not measured. "
+        f"Rows: {rows} environments, each with its id and what it changes."
     )
+    meta = {"axes": boxes, "rows": [str(i) for i in matrix.index]}
     return Figure(
-        "deviation", "Deviation by environment x configuration", caption, png, width, height
+        "deviation", "Deviation by environment x configuration", caption, png, width, height, meta
     )
 
 
-def _runtime_panel(
-    ax: Any, sub: pd.DataFrame, solvers: list[str], series: list, colors: Any
-) -> None:
-    """One run's and dataset's bars: median runtime per solver, one bar per layout and dtype."""
-    width = 0.8 / max(1, len(series))
-    for k, (layout, dtype) in enumerate(series):
-        part = sub[(sub["layout"].astype(str) == layout) & (sub["dtype"].astype(str) == dtype)]
-        by_solver = part.groupby(part["solver"].astype(str))["time_all_cores_s"].median()
-        heights = np.asarray([float(by_solver.get(s, np.nan)) for s in solvers])
-        xs = np.arange(len(solvers)) + (k - (len(series) - 1) / 2) * width
-        ok = np.isfinite(heights) & (heights > 0)
-        ax.bar(xs[ok], heights[ok], width, label=plain(f"{layout} {dtype}"), color=colors(k % 10))
+def _reference_run(table: pd.DataFrame, envs: pd.DataFrame) -> str:
+    """The environment drawn as bars: the folder's baseline where the table has it."""
+    shown = set(table["id"])
+    base = envs[envs["baseline"] & envs["id"].isin(shown)]
+    return str(base.iloc[0]["id"]) if len(base) else sorted(shown, key=env_number)[0]
 
 
-def runtime_figure(table: pd.DataFrame, ids: Mapping[Key, str]) -> Figure | None:
-    """Median runtime at all cores by solver and layout, one panel per run (id) and dataset."""
-    if table.empty or table["time_all_cores_s"].notna().sum() == 0:
+def runtime_figure(
+    table: pd.DataFrame, envs: pd.DataFrame, column: str, slug: str, when: str
+) -> Figure | None:
+    """Median runtime (``column``) by solver, one panel per dataset that has any; one colour per
+    layout and dtype; bars the baseline environment, one dot per other environment."""
+    times = pd.to_numeric(table[column], errors="coerce")
+    timed = table.assign(_t=times)[times.notna() & (times > 0)]  # (assign to an empty frame
+    # would adopt the index of ``times``)
+    if timed.empty:
         return None
     plt = _matplotlib()
-    names = run_names(table, ids)
-    table = table.assign(_run=row_ids(table, ids))
-    runs = sorted(set(table["_run"]), key=env_number)
-    n_all = len(runs)
-    runs = runs[:MAX_ENVS]
-    datasets = sorted(table["dataset"].astype(str).unique().tolist())
-    solvers = sorted(table["solver"].astype(str).unique().tolist())
-    series = sorted({(str(r.layout), str(r.dtype)) for r in table.itertuples()})
+    from matplotlib.lines import Line2D  # after _matplotlib() chose the backend
+    from matplotlib.patches import Patch
+
+    ref = _reference_run(timed, envs)
+    datasets = sorted(timed["dataset"].astype(str).unique())
+    series = sorted({(str(r.layout), str(r.dtype)) for r in timed.itertuples()})
+    colours = {s: SERIES_COLOURS[k % len(SERIES_COLOURS)] for k, s in enumerate(series)}
+    n_other = timed.loc[timed["id"] != ref, "id"].nunique()
     fig, axes = plt.subplots(
-        len(runs),
-        len(datasets),
-        figsize=(max(6.0, 4.2 * len(datasets)), 2.4 * len(runs) + 1.0),
-        squeeze=False,
+        1, len(datasets), figsize=(max(6.5, 5.2 * len(datasets)), 4.2), squeeze=False
     )
-    times = table["time_all_cores_s"].astype(float)
-    positive = times[times > 0]
-    lo = 10 ** math.floor(math.log10(positive.min())) if len(positive) else 1e-3
-    hi = 10 ** math.ceil(math.log10(positive.max())) if len(positive) else 1.0
-    for i, run in enumerate(runs):
-        for j, dataset in enumerate(datasets):
-            ax = axes[i][j]
-            sub = table[(table["_run"] == run) & (table["dataset"].astype(str) == dataset)]
-            _runtime_panel(ax, sub, solvers, series, plt.get_cmap("tab10"))
-            ax.set_yscale("log")
-            ax.set_ylim(lo, hi * 1.5)
-            ax.set_xticks(range(len(solvers)), [plain(s) for s in solvers], rotation=30,
-                          fontsize=7, ha="right")  # fmt: skip
-            ax.set_ylabel("seconds", fontsize=7)
-            ax.set_title(plain(f"{run} · {dataset}"), fontsize=8)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper right", fontsize=7, ncol=max(1, len(series)))
-    fig.suptitle("Median runtime at all cores by solver and layout", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
-    png, w, h = _png(fig)
+    lo = 10 ** math.floor(math.log10(timed["_t"].min()))
+    hi = 10 ** math.ceil(math.log10(timed["_t"].max()))
+    width = 0.8 / max(1, len(series))
+    drawn = []
+    for ax, dataset in zip(axes[0], datasets, strict=True):
+        sub = timed[timed["dataset"].astype(str) == dataset]
+        solvers = sorted(sub["solver"].astype(str).unique())
+        for k, (layout, dtype) in enumerate(series):
+            part = sub[(sub["layout"].astype(str) == layout) & (sub["dtype"].astype(str) == dtype)]
+            for s_i, solver in enumerate(solvers):
+                cell = part[part["solver"].astype(str) == solver]
+                if cell.empty:
+                    continue
+                x = s_i + (k - (len(series) - 1) / 2) * width
+                mine = cell[cell["id"] == ref]["_t"]
+                if len(mine):
+                    ax.bar(x, float(mine.median()), width, color=colours[(layout, dtype)])
+                others = cell[cell["id"] != ref]["_t"].to_numpy(dtype=float)
+                if len(others):
+                    ax.plot(np.full(len(others), x), others, "o", ms=2.5, color="#222222",
+                            alpha=0.6, zorder=3)  # fmt: skip
+        ax.set_yscale("log")
+        ax.set_ylim(lo / 1.5, hi * 1.5)
+        ax.set_xlim(-0.6, len(solvers) - 0.4)
+        ax.set_xticks(range(len(solvers)), [plain(s) for s in solvers], rotation=30, fontsize=8,
+                      ha="right")  # fmt: skip
+        ax.set_ylabel("seconds (median)", fontsize=8)
+        ax.set_title(plain(dataset), fontsize=9)
+        drawn.append(ax)
+    handles = [Patch(color=colours[s], label=plain(f"{s[0]} {s[1]}")) for s in series]
+    if n_other:
+        handles.append(Line2D([], [], marker="o", ls="", ms=4, color="#222222",
+                              label=f"other environments ({n_other}, one dot each)"))  # fmt: skip
+    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 5), fontsize=8,
+               bbox_to_anchor=(0.5, 0.945), frameon=False)  # fmt: skip
+    fig.suptitle(plain(f"Median runtime {when} by solver; bars: {ref}"), fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    png, w, h, boxes = _png(fig, drawn)
     plt.close(fig)
-    more = f" Showing {MAX_ENVS} of {n_all} runs." if n_all > MAX_ENVS else ""
-    legend = "; ".join(f"{r} = {names[r]}" for r in runs)
+    label = dict(zip(envs["id"], envs["label"], strict=True)).get(ref, ref)
+    dots = f" Dots: each of the other {n_other} environments." if n_other else ""
     caption = (
-        "pca.PCA.time_pca at all cores (asv's median), one panel per run and dataset; "
-        f"missing bars: skipped or failed.{more} {legend}."
+        f"pca.PCA.time_pca {when} (asv's median), one panel per dataset, one colour per layout "
+        f"and dtype. Bars: {ref} = {label}.{dots} A missing bar: skipped or failed there."
     )
-    return Figure("runtime", "Runtime by solver and layout", caption, png, w, h)
+    meta = {
+        "axes": boxes,
+        "rows": sorted(set(timed["id"]), key=lambda i: env_number(i) or 0),
+        "series": [h.get_label() for h in handles[: len(series)]],
+        "colours": [colours[s] for s in series],
+    }
+    return Figure(f"runtime-{slug}", f"Runtime {when} by solver", caption, png, w, h, meta)
 
 
 # --- the report ------------------------------------------------------------------------------------
@@ -308,6 +350,41 @@ class Report:
     figures: list[Figure]
 
 
+#: A section of the report: its title, as Markdown, as an HTML fragment.
+Section = tuple[str, str, str]
+
+
+def shown_envs(loaded: Loaded, table: pd.DataFrame) -> pd.DataFrame:
+    """The catalogue rows of the runs the table shows, in id order."""
+    envs = environments.catalogue(loaded)
+    shown = set(zip(*(table[k] for k in RUN_KEY), strict=True))
+    keys = zip(*(envs[k] for k in RUN_KEY), strict=True)
+    return envs[[k in shown for k in keys]].reset_index(drop=True)
+
+
+def environments_table(envs: pd.DataFrame) -> Table:
+    """Every environment of the report once: id, label, change against the baseline."""
+    rows = [
+        [str(r.id), str(r.label), str(r.change), str(r.machine), str(r.commit)[:8]]
+        for r in envs.itertuples()
+    ]
+    headers = ["id", "environment", "against the baseline", "machine", "commit"]
+    return Table(headers, rows, ["l"] * len(headers), css="environments")
+
+
+def _crossenv(
+    loaded: Loaded, baseline: str | None, envs: pd.DataFrame, note: Any, **options: Any
+) -> CrossEnv:
+    """crossenv against ``baseline``, else the folder's (E1) when it has artifacts."""
+    if baseline is None and envs["baseline"].any():
+        try:
+            base = str(envs[envs["baseline"]].iloc[0]["id"])
+            return crossenv_of(loaded, baseline=base, warn=note, **options)
+        except HarnessError:  # the baseline left no artifacts: every pair, as crossenv does
+            pass
+    return crossenv_of(loaded, baseline=baseline, warn=note, **options)
+
+
 def build(
     loaded: Loaded,
     *,
@@ -319,35 +396,38 @@ def build(
 ) -> Report:
     """Every output of the report, in memory (see the module docstring)."""
     tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
-    table = tables.stability_table(
+    raw = tables.stability_table(
         loaded.frame, loaded.records, tolerance=tol, all_commits=all_commits
     )
-    generic = table.empty
-    shown = tables.generic_table(loaded.frame, all_commits=all_commits) if generic else table
+    generic = raw.empty
+    if generic:
+        raw = tables.generic_table(loaded.frame, all_commits=all_commits)
+    shown = labelled_table(loaded, raw)
+    table = pd.DataFrame(columns=tables.table_columns()) if generic else shown
+    envs = shown_envs(loaded, shown) if len(shown) else environments.catalogue(loaded).iloc[:0]
     problems = list(loaded.problems)
+
+    def note(line: str) -> None:
+        problems.append(line)
+        if warn:
+            warn(line)
+
     if cross is None:
-
-        def note(line: str) -> None:
-            problems.append(line)
-            if warn:
-                warn(line)
-
-        cross = crossenv_of(
-            loaded, baseline=baseline, tolerance=tol, warn=note, all_commits=all_commits
-        )
+        cross = _crossenv(loaded, baseline, envs, note, tolerance=tol, all_commits=all_commits)
     problems = sorted({relative_line(p, loaded.root) for p in problems})
-    ids = environments.ids(loaded)
-    figures = [
-        f
-        for f in (heatmap(*deviation_matrix(table, cross, ids)), runtime_figure(table, ids))
-        if f is not None
-    ]
-    n_envs = len(shown[["machine", "env_name"]].drop_duplicates()) if len(shown) else 0
-    summary = f"{render_tables.summary_line(loaded)} {n_envs} environment(s) tabulated" + (
+    change = dict(zip(envs["id"], envs["change"], strict=True))
+    figures = [heatmap(*deviation_matrix(table, cross, envs), change)] if len(envs) else []
+    for column, slug, when in RUNTIMES:
+        if not table.empty:
+            figures.append(runtime_figure(table, envs, column, slug, when))
+    figures = [f for f in figures if f is not None]
+    head = None if generic else headline.headline(table)
+    summary = f"{render_tables.summary_line(loaded)} {len(envs)} environment(s) tabulated" + (
         f"; {len(cross.envs)} with artifacts."
         if cross.envs
         else "; no artifacts for cross-environment comparison."
     )
+    env_table = environments_table(envs)
     sections = [
         (
             "Stability tables" if not generic else "Results",
@@ -363,23 +443,26 @@ def build(
     stability_csv = render.csv_text(shown.drop(columns=["run"]))
     crossenv_csv = render.csv_text(cross.pairs) if len(cross.pairs) else None
     return Report(
-        _markdown(summary, figures, sections, problems),
-        _html(summary, figures, sections, problems),
+        _markdown(summary, head, env_table, figures, sections, problems),
+        _html(summary, head, env_table, figures, sections, problems),
         stability_csv,
         crossenv_csv,
         figures,
     )
 
 
-#: A section of the report: its title, as Markdown, as an HTML fragment.
-Section = tuple[str, str, str]
-
-
 def _markdown(
-    summary: str, figures: list[Figure], sections: list[Section], problems: list[str]
+    summary: str,
+    head: headline.Headline | None,
+    env_table: Table,
+    figures: list[Figure],
+    sections: list[Section],
+    problems: list[str],
 ) -> str:
-    """report.md: the summary, the figures (linked), the sections, the problems."""
-    md = ["# PCA stability report\n\n", f"{summary}\n\n"]
+    """report.md: summary, headline, environments, figures (linked), sections, problems."""
+    md = ["# PCA stability report\n\n", f"{summary}\n\n", render_headline.to_markdown(head)]
+    if env_table.rows:
+        md.append(f"## Environments\n\n{render.table_md(env_table)}\n")
     if figures:
         md.append("## Figures\n\n")
         md.extend(f"![{f.title}](figures/{f.name}.png)\n\n{f.caption}\n\n" for f in figures)
@@ -393,16 +476,81 @@ def _markdown(
 
 def _figure_html(f: Figure) -> str:
     data = base64.b64encode(f.png).decode("ascii")
+    attrs = "".join(
+        f' data-{k}="{render.esc(json.dumps(v, separators=(",", ":")))}"'
+        for k, v in sorted(f.meta.items())
+    )
     return (
-        f'<figure id="fig-{f.name}"><img src="data:image/png;base64,{data}" '
+        f'<figure id="fig-{f.name}"{attrs}><img src="data:image/png;base64,{data}" '
         f'alt="{render.esc(f.title)}" width="{f.width}" height="{f.height}">'
         f"<figcaption>{render.esc(f.caption)}</figcaption></figure>\n"
     )
 
 
-def _html(summary: str, figures: list[Figure], sections: list[Section], problems: list[str]) -> str:
+#: Sorts a table by the column whose header is clicked (again: the other way). Numbers with
+#: units (ms, s, MB...) sort by value, 'bitwise' before every deviation, text as text.
+SORT_SCRIPT = """
+(function () {
+  var UNITS = {ns: 1e-9, "\\u03bcs": 1e-6, ms: 1e-3, s: 1, min: 60,
+               B: 1, kB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12};
+  function key(text) {
+    var t = text.trim();
+    if (t === "bitwise") return -1;
+    var id = t.match(/^E(\\d+)$/);
+    if (id) return parseInt(id[1], 10);
+    var m = t.match(/^(-?\\d[\\d,]*(?:\\.\\d+)?(?:e[-+]?\\d+)?)\\s*([a-zA-Z\\u03bc]+)?/);
+    if (!m) return null;
+    var v = parseFloat(m[1].replace(/,/g, ""));
+    return v * (m[2] && UNITS[m[2]] ? UNITS[m[2]] : 1);
+  }
+  function compare(a, b) {
+    var ka = key(a), kb = key(b);
+    if (ka !== null && kb !== null) return ka - kb;
+    if (ka !== null) return -1;
+    if (kb !== null) return 1;
+    return a.localeCompare(b);
+  }
+  document.querySelectorAll("table").forEach(function (table) {
+    var body = table.tBodies[0];
+    if (!body) return;
+    Array.prototype.forEach.call(table.querySelectorAll("thead th"), function (th, col) {
+      th.classList.add("sortable");
+      th.title = "sort by this column";
+      th.addEventListener("click", function () {
+        var up = th.getAttribute("aria-sort") !== "ascending";
+        table.querySelectorAll("thead th").forEach(function (h) { h.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", up ? "ascending" : "descending");
+        var rows = Array.prototype.slice.call(body.rows);
+        rows.sort(function (x, y) {
+          var c = compare(x.cells[col].textContent, y.cells[col].textContent);
+          return up ? c : -c;
+        });
+        rows.forEach(function (r) { body.appendChild(r); });
+      });
+    });
+  });
+})();
+"""
+EXTRA_CSS = (
+    "th.sortable { cursor: pointer; } th[aria-sort=ascending]::after { content: ' \\u25b2'; } "
+    "th[aria-sort=descending]::after { content: ' \\u25bc'; } "
+    "div.headline { background: #f6f8fa; border-left: 4px solid #0072B2; padding: 0.2em 1em; }"
+)
+
+
+def _html(
+    summary: str,
+    head: headline.Headline | None,
+    env_table: Table,
+    figures: list[Figure],
+    sections: list[Section],
+    problems: list[str],
+) -> str:
     """report.html: the same content as one self-contained page (figures inline)."""
     body = ["<h1>PCA stability report</h1>\n", f"<p>{render.esc(summary)}</p>\n"]
+    body.append(render_headline.to_html(head))
+    if env_table.rows:
+        body.append(f'<h2 id="environments">Environments</h2>\n{render.table_html(env_table)}')
     if figures:
         body.append("<h2>Figures</h2>\n")
         body.extend(_figure_html(f) for f in figures)
@@ -412,6 +560,7 @@ def _html(summary: str, figures: list[Figure], sections: list[Section], problems
         body.append(f'<h2>Problems ({len(problems)})</h2>\n<ul class="problems">\n')
         body.extend(f"<li>{render.esc(p)}</li>\n" for p in problems)
         body.append("</ul>\n")
+    body.append(f"<style>{EXTRA_CSS}</style>\n<script>{SORT_SCRIPT}</script>\n")
     return render.html_page("PCA stability report", "".join(body))
 
 
