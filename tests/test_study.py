@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -103,3 +104,16 @@ def test_interpreters_pyenv_does_not_expose_are_found(tmp_path, monkeypatch):
     assert interpreter_dirs({"3.99"}) == [str(bin_dir)]
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")  # now it runs as is
     assert interpreter_dirs({"3.99"}) == []
+
+
+def test_every_module_the_asv_config_runs_exists():
+    """asv.conf.json's build and install commands name modules by path; a module that moved
+    (harness.setup_backends became harness.study.setup_backends) fails every environment."""
+    import importlib.util
+
+    conf = load_conf(Path(__file__).resolve().parents[1] / "asv.conf.json")
+    commands = [*conf["build_command"], *conf["install_command"]]
+    modules = [m for c in commands for m in re.findall(r"python -m ?(\S+)", c) if m != "pip"]
+    assert "harness.study.setup_backends" in modules
+    for module in modules:
+        assert importlib.util.find_spec(module) is not None, module
