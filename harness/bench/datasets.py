@@ -15,9 +15,9 @@ import sys
 import tarfile
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import anndata as ad
@@ -29,7 +29,13 @@ from harness.bench.pca import DType, Layout, as_layout
 from harness.bench.store import cache_dir
 
 # smoke: the smallest real dataset only, for tests; study: the real datasets, for the matrix study.
-PROFILES = ("smoke", "study", "quick", "full")
+# scale: the chunked on-disk datasets of harness.bench.scale_data on dask (benchmarks/dask.py);
+# the in-memory suite has no dataset there. dask-smoke: the same suite on a tiny store, for tests.
+PROFILES = ("smoke", "study", "quick", "full", "scale", "dask-smoke")
+#: The profiles the in-memory suite's smallest dataset runs in (every one but the dask ones).
+IN_MEMORY_PROFILES = ("smoke", "study", "quick", "full")
+#: The profiles that run benchmarks/dask.py (they need dask, distributed and zarr installed).
+DASK_PROFILES = ("scale", "dask-smoke")
 SCANPY_SDIST = "scanpy==1.11.5"
 TENX_MEMBER = "tests/_data/10x-10k-subset.zarr"
 USER_PREFIX = "user:"
@@ -111,18 +117,34 @@ def negative_binomial_counts(n_obs: int, n_vars: int, seed: int) -> sparse.csr_m
     Generated in chunks of cells from one SeedSequence, so memory stays bounded and the matrix
     depends only on (n_obs, n_vars, seed).
     """
+    return sparse.vstack(
+        [make() for make in negative_binomial_chunks(n_obs, n_vars, seed)], format="csr"
+    )
+
+
+def negative_binomial_chunks(
+    n_obs: int, n_vars: int, seed: int
+) -> Iterator[Callable[[], sparse.csr_matrix]]:
+    """The chunks of :func:`negative_binomial_counts` in order, each as a call that makes it.
+
+    Each chunk has its own generator spawned from the one SeedSequence, so the calls may run in
+    any order or in parallel threads (numpy's samplers release the GIL) and give the same rows.
+    """
     root = np.random.SeedSequence(seed)
-    gene_rng, *cell_rngs = (np.random.default_rng(s) for s in root.spawn(1 + -(-n_obs // _CHUNK)))
+    gene_seq, *cell_seqs = root.spawn(1 + -(-n_obs // _CHUNK))
+    gene_rng = np.random.default_rng(gene_seq)
     gene_mean = gene_rng.lognormal(mean=-3.0, sigma=1.4, size=n_vars)
     gene_theta = gene_rng.uniform(0.5, 5.0, size=n_vars)  # per-gene inverse dispersion
-    blocks = []
-    for i, rng in enumerate(cell_rngs):
+
+    def chunk(i: int) -> sparse.csr_matrix:
+        rng = np.random.default_rng(cell_seqs[i])
         rows = min(_CHUNK, n_obs - i * _CHUNK)
         library = rng.lognormal(mean=0.0, sigma=0.5, size=(rows, 1))
         mu = library * gene_mean
         p = gene_theta / (gene_theta + mu)
-        blocks.append(sparse.csr_matrix(rng.negative_binomial(gene_theta, p).astype(np.float32)))
-    return sparse.vstack(blocks, format="csr")
+        return sparse.csr_matrix(rng.negative_binomial(gene_theta, p).astype(np.float32))
+
+    return (partial(chunk, i) for i in range(len(cell_seqs)))
 
 
 DATASETS: dict[str, Dataset] = {
@@ -133,7 +155,7 @@ DATASETS: dict[str, Dataset] = {
             "scanpy's pbmc68k_reduced, scaled X (700 x 765)",
             _pbmc68k_reduced,
             False,
-            PROFILES,
+            IN_MEMORY_PROFILES,
         ),
         Dataset(
             "10x_10k",
@@ -292,13 +314,17 @@ def check_matrix(x, name: str, n_comps: int | None = None) -> None:
 
 def matrix_sha256(x) -> str:
     """sha256 over shape, dtype and the raw buffers of a C-order array or a CSR matrix."""
+    parts = (x.indptr, x.indices, x.data) if sparse.issparse(x) else (x,)
+    return sha256_of_parts(type(x).__name__, x.shape, x.dtype, parts)
+
+
+def sha256_of_parts(kind: str, shape: tuple[int, ...], dtype, blocks: Iterable[np.ndarray]) -> str:
+    """:func:`matrix_sha256` from the matrix's buffers given in pieces, in order (indptr, then
+    indices, then data for CSR), so a matrix on disk is hashed without holding it in memory."""
     h = hashlib.sha256()
-    h.update(f"{type(x).__name__}|{x.shape}|{x.dtype}".encode())
-    if sparse.issparse(x):
-        for part in (x.indptr, x.indices, x.data):
-            h.update(np.ascontiguousarray(part).tobytes())
-    else:
-        h.update(np.ascontiguousarray(x).tobytes())
+    h.update(f"{kind}|{tuple(shape)}|{np.dtype(dtype)}".encode())
+    for block in blocks:
+        h.update(np.ascontiguousarray(block).tobytes())
     return h.hexdigest()
 
 

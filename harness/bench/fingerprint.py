@@ -26,6 +26,11 @@ PACKAGES = (
     "numba",
     "pandas",
     "scikit-learn-intelex",
+    # The dask suite's engine (issue #13).
+    "dask",
+    "distributed",
+    "dask-ml",
+    "zarr",
 )
 ENV_PREFIXES = (
     "OMP_",
@@ -147,3 +152,42 @@ def label(fp: dict[str, Any]) -> str:
         by_env = any(str(env.get(k, "")).isdigit() for k in THREAD_VARS)
         parts.append(f"{n} thread" + ("s" if n != 1 else "") + (" (env)" if by_env else ""))
     return " · ".join(parts) if parts else "unknown environment"
+
+
+# --- dask schedulers (issue #13) ------------------------------------------------------------------
+
+
+def process_report() -> dict[str, Any]:
+    """One process's BLAS as the fingerprint names it (run in each dask worker via the client)."""
+    pools = blas.threadpools()
+    mapped = blas.mapped_libraries()
+    return {
+        "hostname": platform.node(),
+        "pid": os.getpid(),
+        "python": platform.python_version(),
+        "threadpools": pools,
+        "blas": blas.vendor(pools, mapped),
+        "env_vars": steering_env(),
+    }
+
+
+def dask_scheduler(
+    kind: str, workers: int, threads_per_worker: int, reports: dict[str, dict[str, Any]], **extra
+) -> dict[str, Any]:
+    """What a dask run ran on: the scheduler, its workers and each worker's BLAS.
+
+    ``reports`` maps each worker (its address; "driver" for the threaded scheduler, whose tasks
+    run in this process) to its :func:`process_report`, read through the client.
+    """
+    return {
+        "scheduler": kind,
+        "workers": workers,
+        "threads_per_worker": threads_per_worker,
+        "worker_blas": {name: r.get("blas") for name, r in sorted(reports.items())},
+        "worker_blas_threads": {
+            name: sorted({p.get("num_threads") for p in r.get("threadpools") or []} - {None})
+            for name, r in sorted(reports.items())
+        },
+        "worker_reports": dict(sorted(reports.items())),
+        **extra,
+    }

@@ -45,9 +45,31 @@ def _sparse_solvers(scanpy: Version, sklearn: Version) -> frozenset[str]:
     return frozenset(solvers)
 
 
+#: Dask arrays of row chunks spanning all genes (issue #13): dense blocks or CSR blocks.
+DASK_LAYOUTS = ("dask-dense", "dask-csr")
+#: What scanpy hands to dask-ml's PCA on dense dask arrays (from 1.10).
+_DASK_ML = frozenset({"auto", "full", "tsqr", "randomized"})
+
+
+def _dask_solvers(layout: str, scanpy: Version) -> frozenset[str]:
+    # 1.9 has no dask path (scikit-learn computes the whole array into memory). 1.10 sends every
+    # dask array to dask-ml's PCA, which cannot take sparse chunks. 1.11 sends sparse dask to
+    # its own covariance + eigh (ignoring svd_solver and random_state); 1.11.1 adds that path for
+    # dense dask with svd_solver='covariance_eigh'.
+    if scanpy < Version("1.10"):
+        return frozenset()
+    if layout == "dask-csr":
+        return frozenset({"covariance_eigh"}) if scanpy >= Version("1.11") else frozenset()
+    if scanpy >= Version("1.11.1"):
+        return _DASK_ML | {"covariance_eigh"}
+    return _DASK_ML
+
+
 def supported_solvers(layout: str, scanpy: str, sklearn: str) -> frozenset[str]:
     """The svd_solver values that scanpy ``scanpy`` with scikit-learn ``sklearn`` runs on ``layout``."""
     sc_v, sk_v = Version(scanpy), Version(sklearn)
+    if layout in DASK_LAYOUTS:
+        return _dask_solvers(layout, sc_v)
     if layout == "dense":
         return _dense_solvers(sc_v, sk_v)
     if layout == "csr":
@@ -61,9 +83,66 @@ def unsupported_reason(
     """None when the combination runs as asked, else a one-line reason (versions default to installed)."""
     scanpy = scanpy or installed_version("scanpy")
     sklearn = sklearn or installed_version("scikit-learn")
-    if solver in supported_solvers(layout, scanpy, sklearn):
+    if solver not in supported_solvers(layout, scanpy, sklearn):
+        return f"scanpy {scanpy} with scikit-learn {sklearn} does not run svd_solver={solver!r} on {layout} input"
+    if layout in DASK_LAYOUTS:
+        return _dask_missing(layout, solver)
+    return None
+
+
+def _dask_missing(layout: str, solver: str) -> str | None:
+    """The package a dask layout needs that is not installed here, as a reason."""
+    if not installed_version("dask"):
+        return f"dask is not installed: no {layout} input"
+    if layout == "dask-dense" and solver in _DASK_ML and not installed_version("dask-ml"):
+        return (
+            f"dask-ml is not installed: scanpy runs svd_solver={solver!r} on dense dask through it"
+        )
+    return None
+
+
+def dask_ml_auto_solver(n_obs: int, n_vars: int, n_comps: int) -> str:
+    """What dask-ml's PCA(svd_solver='auto') runs: full up to 500 x 500, else randomized when
+    n_comps < 0.8 min(shape), else full."""
+    if max(n_obs, n_vars) <= 500:
+        return "full"
+    return "randomized" if 1 <= n_comps < 0.8 * min(n_obs, n_vars) else "full"
+
+
+def dask_input_reason(
+    layout: str,
+    solver: str,
+    chunks: tuple[tuple[int, ...], tuple[int, ...]],
+    random_state: object,
+    n_comps: int,
+) -> str | None:
+    """Why scanpy refuses this dask input, as one line (None when it runs it).
+
+    ``chunks`` is the dask array's ``.chunks``. scanpy needs an int random_state with dask
+    (TypeError otherwise; numpy integers are not ints there). Its covariance path (every CSR
+    dask array, and dense with covariance_eigh) needs row chunks spanning all genes; dask-ml's
+    full/tsqr SVD needs chunks along one axis only; randomized takes any chunking.
+    """
+    if not isinstance(random_state, int):
+        return (
+            f"random_state={random_state!r} ({type(random_state).__name__}): scanpy needs an "
+            "int random_state with dask arrays"
+        )
+    rows, cols = chunks
+    shape = f"chunks of {max(rows)} x {max(cols)} cells x genes"
+    if len(cols) == 1:
         return None
-    return f"scanpy {scanpy} with scikit-learn {sklearn} does not run svd_solver={solver!r} on {layout} input"
+    n_obs, n_vars = sum(rows), sum(cols)
+    if layout == "dask-csr" or solver == "covariance_eigh":
+        return (
+            f"{shape} do not span all {n_vars} genes: scanpy's dask covariance path needs "
+            f"row chunks (N, {n_vars})"
+        )
+    if solver == "auto":
+        solver = dask_ml_auto_solver(n_obs, n_vars, n_comps)
+    if solver in ("full", "tsqr") and len(rows) > 1:
+        return f"{shape}: dask's tsqr SVD (svd_solver={solver!r}) needs chunks along one axis only"
+    return None
 
 
 @cache
@@ -89,7 +168,8 @@ def computation_path(solver: str | None, layout: str) -> str:
     'auto' and None resolve differently across releases and shapes: they get the larger
     ('gram') model, so a rounding-level difference is never called beyond rounding.
     """
-    if layout != "dense" or solver in (None, "auto", "covariance_eigh"):
+    # dask-dense: dask-ml centres the blocks explicitly, as scikit-learn does for dense input.
+    if layout not in ("dense", "dask-dense") or solver in (None, "auto", "covariance_eigh"):
         return "gram"
     return "centred"
 

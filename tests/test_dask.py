@@ -1,0 +1,311 @@
+"""PCA on dask arrays (issue #13): a real asv run of the dask suite on a 2-worker LocalCluster,
+the scheduler and chunking rules, worker deaths and interrupted dataset builds."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import dask.array as da
+import numpy as np
+import pytest
+import scanpy as sc
+from conftest import MACHINE, ROOT, run_asv_once
+from scipy import sparse
+
+from harness.bench import dask_arrays, datasets, scale_data, support
+from harness.bench.pca import make_anndata
+from harness.io import read_jsonl
+from harness.study.driver import load_conf
+
+#: Nothing listens here: connecting is refused, and the client gives up after its timeout.
+UNREACHABLE = "tcp://127.0.0.1:9"
+TINY = "dask_tiny"
+
+
+def _values(data: dict, name: str) -> dict[tuple, float | None]:
+    row = dict(zip(data["result_columns"], data["results"][name], strict=False))
+    params = [[eval(v) for v in p] for p in row["params"]]  # asv stores repr() strings
+    return dict(zip(itertools.product(*params), row["result"], strict=True))
+
+
+def _run_suite(work: Path, bench: str) -> dict:
+    """One real `asv run` of the dask-smoke profile's benchmarks matching ``bench``, with an
+    unreachable external scheduler."""
+    results = work / "results"
+    conf = load_conf(ROOT / "asv.conf.json")
+    conf.update(
+        repo=str(ROOT),
+        benchmark_dir=str(ROOT / "benchmarks"),
+        results_dir=str(results),
+        env_dir=str(work / "env"),
+        html_dir=str(work / "html"),
+    )
+    (work / "asv.conf.json").write_text(json.dumps(conf))
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    env = {
+        **os.environ,
+        "HOME": str(work),
+        "HARNESS_PROFILE": "dask-smoke",
+        "HARNESS_MACHINE": MACHINE,
+        "HARNESS_RESULTS": str(results),
+        "HARNESS_CACHE": str(work / "cache"),
+        "HARNESS_COMMIT": commit,
+        "HARNESS_DASK_SCHEDULER": UNREACHABLE,
+    }
+    env.pop("HARNESS_DATASETS", None)
+    run = run_asv_once(
+        work, env, MACHINE, commit, "--bench", bench, "--launch-method", "forkserver", timeout=900
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    (path,) = [p for p in results.glob(f"{MACHINE}/*.json") if p.name != "machine.json"]
+    (folder,) = (results / MACHINE / "harness").iterdir()
+    return {"data": json.loads(path.read_text()), "folder": folder, "log": run.stdout}
+
+
+@pytest.fixture(scope="module")
+def dask_smoke(tmp_path_factory):
+    """Runtime and memory benchmarks (threaded, LocalCluster, external) and the in-memory ones."""
+    return _run_suite(tmp_path_factory.mktemp("asv-dask"), r"^dask\.(Dask|InMemory)")
+
+
+@pytest.fixture(scope="module")
+def dask_stability_run(tmp_path_factory):
+    """The whole dask suite, the stability checks included (two fresh interpreters, clusters)."""
+    return _run_suite(tmp_path_factory.mktemp("asv-dask-all"), r"^dask\.")
+
+
+def _records(folder: Path, benchmark: str) -> list[dict]:
+    return [read_jsonl(p)[0] for p in sorted((folder / "records" / benchmark).glob("*.jsonl"))]
+
+
+def test_runtime_and_memory_on_a_two_worker_local_cluster(dask_smoke):
+    data, folder = dask_smoke["data"], dask_smoke["folder"]
+    times = _values(data, "dask.DaskPCA.time_pca")
+    for scheduler, shape in [("threaded", "1x2"), ("local", "1x2"), ("local", "2x1")]:
+        assert times[(TINY, "dask-csr", "covariance_eigh", scheduler, shape)] > 0
+    # The threaded scheduler runs in one process: no 2-worker shape (skipped, NaN).
+    assert math.isnan(times[(TINY, "dask-csr", "covariance_eigh", "threaded", "2x1")])
+    memory = _values(data, "dask.DaskPeakMemory.track_peakmem_total")
+    total = memory[(TINY, "dask-csr", "covariance_eigh", "local", "2x1")]
+    (record,) = [
+        r
+        for r in _records(folder, "dask.DaskPeakMemory.track_peakmem_total")
+        if (r["params"]["scheduler"], r["params"]["workers"]) == ("local", "2x1")
+    ]
+    assert (
+        len(record["worker_bytes"]) == 2
+    )  # two worker processes, each measured through the client
+    assert (
+        record["total_bytes"]
+        == total
+        == record["driver_bytes"] + sum(record["worker_bytes"].values())
+    )
+    assert all(b > 50e6 for b in record["worker_bytes"].values())  # each imported scanpy
+    in_memory = _values(data, "dask.InMemoryPCA.time_pca")
+    assert in_memory[(TINY, "covariance_eigh")] > 0
+
+
+def test_fingerprint_names_the_schedulers_and_each_workers_blas(dask_smoke):
+    (fp,) = read_jsonl(dask_smoke["folder"] / "fingerprint.jsonl")
+    assert fp["packages"]["dask"] and fp["packages"]["distributed"]
+    by_kind = {(s["scheduler"], s["shape"]): s for s in fp["dask"]["schedulers"]}
+    local = by_kind[("local", "2x1")]
+    assert (local["workers"], local["threads_per_worker"]) == (2, 1)
+    assert len(local["worker_blas"]) == 2 and all(
+        "OpenBLAS" in b for b in local["worker_blas"].values()
+    )
+    # distributed's workers run one BLAS thread each; every pool of each worker says so.
+    assert all(t == [1] for t in local["worker_blas_threads"].values())
+    assert {r["pid"] for r in local["worker_reports"].values()}.isdisjoint({os.getpid()})
+    assert by_kind[("local", "1x2")]["threads_per_worker"] == 2
+    assert by_kind[("threaded", "1x2")]["worker_blas_threads"] == {"driver": [1]}
+    assert UNREACHABLE in by_kind[("external", "1x2")]["unavailable"]
+    (row,) = [r for r in read_jsonl(dask_smoke["folder"] / "inputs.jsonl") if r["dataset"] == TINY]
+    store = Path(row["store"])
+    x = scale_data.read_matrix(store)
+    assert row["sha256"] == datasets.matrix_sha256(x) and row["shape"] == list(x.shape)
+
+
+def test_unreachable_scheduler_is_skipped_with_its_address(dask_smoke):
+    times = _values(dask_smoke["data"], "dask.DaskPCA.time_pca")
+    assert math.isnan(times[(TINY, "dask-csr", "covariance_eigh", "external", "1x2")])
+    (record,) = [
+        r
+        for r in _records(dask_smoke["folder"], "dask.DaskPCA")
+        if r["params"]["scheduler"] == "external"
+    ]
+    assert record["status"] == "skipped"
+    assert record["reason"].startswith(f"dask scheduler {UNREACHABLE} unreachable")
+
+
+@pytest.mark.slow
+def test_stability_checks_on_dask(dask_stability_run):
+    data, folder = dask_stability_run["data"], dask_stability_run["folder"]
+    found = {}
+    for check in ("repeat", "process", "chunks", "scheduler", "workers", "memory"):
+        name = f"dask.Stability{check.capitalize()}.track_{check}"
+        for key, value in _values(data, name).items():
+            records = [r for r in _records(folder, name) if tuple(r["params"].values()) == key]
+            if value is None or math.isnan(value):
+                assert all(r["status"] == "skipped" for r in records)
+                continue
+            (record,) = records
+            assert record["value"] == pytest.approx(value, rel=1e-12, abs=0)
+            assert record["comparison"]["bitwise"] == (value == 0.0)
+            found[(check, key[-1])] = record
+    expected = {
+        ("repeat", "threaded"),
+        ("repeat", "local"),
+        ("process", "local"),
+        ("chunks", "local"),
+        ("scheduler", "threaded"),
+        ("workers", "local"),
+        ("memory", "local"),
+    }
+    assert expected <= set(found)
+    # Identical calls on the same scheduler: the graph fixes every reduction's order.
+    assert found[("repeat", "local")]["value"] == 0.0
+    assert found[("process", "local")]["value"] == 0.0
+    assert found[("chunks", "local")]["runs"] == [
+        "local-2x1-r1000-main-0",
+        "local-2x1-r2500-main-0",
+    ]
+
+
+# --- rules without asv -----------------------------------------------------------------------
+
+
+def _scanpy_runs(x, solver: str, random_state) -> bool:
+    adata = ad.AnnData(X=x)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sc.pp.pca(adata, n_comps=10, svd_solver=solver, random_state=random_state)
+            np.asarray(adata.obsm["X_pca"])
+    except (ValueError, TypeError, NotImplementedError):
+        return False
+    return True
+
+
+@pytest.mark.parametrize("shape", [(200, 60), (600, 60)])  # dask-ml auto: full, randomized
+def test_chunking_rule_agrees_with_scanpy(shape):
+    """support.dask_input_reason refuses exactly what scanpy refuses (threaded scheduler)."""
+    x = sparse.random(*shape, density=0.2, format="csr", dtype=np.float32, random_state=0)
+    for layout, solver in [
+        ("dask-csr", "covariance_eigh"),
+        ("dask-dense", "covariance_eigh"),
+        ("dask-dense", "randomized"),
+        ("dask-dense", "full"),
+        ("dask-dense", "auto"),
+    ]:
+        for chunks in [(shape[0] // 3, shape[1]), (shape[0] // 3, shape[1] // 2)]:
+            for random_state in (0, np.random.RandomState(0)):
+                dense = da.from_array(x.toarray(), chunks=chunks)
+                lazy = dense if layout == "dask-dense" else dense.map_blocks(sparse.csr_matrix)
+                reason = support.dask_input_reason(
+                    layout, solver, lazy.chunks, random_state, n_comps=10
+                )
+                case = (layout, solver, chunks, type(random_state).__name__, reason)
+                assert (reason is None) == _scanpy_runs(lazy, solver, random_state), case
+
+
+def test_harness_chunks_span_all_genes_and_bad_chunks_are_named(monkeypatch, tmp_path):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    monkeypatch.setenv(dask_arrays.CHUNKS_ENV, "1000,50")
+    rows, cols = dask_arrays.chunk_shape(TINY)
+    x = dask_arrays.lazy_matrix(TINY, "dask-csr", (rows, cols))
+    with pytest.raises(dask_arrays.BadInput, match="do not span all 200 genes"):
+        dask_arrays.check_input(x, "dask-csr", "covariance_eigh", 0)
+    with pytest.raises(dask_arrays.BadInput, match="needs an int random_state"):
+        dask_arrays.check_input(x, "dask-csr", "covariance_eigh", np.int64(0))
+    monkeypatch.setenv(dask_arrays.CHUNKS_ENV, "ten")
+    with pytest.raises(datasets.DatasetUnavailable, match="HARNESS_DASK_CHUNKS='ten'"):
+        dask_arrays.chunk_shape(TINY)
+    monkeypatch.delenv(dask_arrays.CHUNKS_ENV)
+    default = dask_arrays.lazy_matrix(TINY, "dask-dense", dask_arrays.chunk_shape(TINY))
+    assert default.chunks[1] == (200,) and len(default.chunks[0]) == 4
+
+
+def test_unreachable_scheduler_fails_fast_naming_the_address(monkeypatch):
+    monkeypatch.setenv(dask_arrays.SCHEDULER_ENV, UNREACHABLE)
+    started = time.monotonic()
+    with pytest.raises(dask_arrays.SchedulerUnavailable, match=f"^dask scheduler {UNREACHABLE}"):
+        dask_arrays.start("external", dask_arrays.Shape(1, 1))
+    assert time.monotonic() - started < dask_arrays.CONNECT_TIMEOUT_S + 10
+    monkeypatch.delenv(dask_arrays.SCHEDULER_ENV)
+    with pytest.raises(dask_arrays.SchedulerUnavailable, match="HARNESS_DASK_SCHEDULER is not set"):
+        dask_arrays.start("external", dask_arrays.Shape(1, 1))
+
+
+def test_the_store_holds_the_in_memory_pipelines_matrix(monkeypatch, tmp_path):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    path = scale_data.ensure(TINY)
+    spec = scale_data.SCALE_DATASETS[TINY]
+    adata = ad.AnnData(X=datasets.negative_binomial_counts(spec.n_obs, spec.n_vars, spec.seed))
+    datasets.preprocess_counts(adata)
+    expected = sparse.csr_matrix(adata.X, dtype=np.float32)
+    expected.sort_indices()
+    assert scale_data.meta(path)["sha256"] == datasets.matrix_sha256(expected)
+    assert ad.read_zarr(path).shape == (spec.n_obs, spec.n_vars)  # a plain AnnData store
+
+
+# --- failures in the middle --------------------------------------------------------------------
+
+
+def _die_in_a_worker(block):
+    from distributed import get_worker
+
+    get_worker()  # raises outside a worker: the driver never dies
+    os._exit(1)
+
+
+@pytest.mark.slow
+def test_a_worker_dying_mid_run_fails_the_call_with_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    session = dask_arrays.start("local", dask_arrays.Shape(2, 1))
+    try:
+        x = dask_arrays.lazy_matrix(TINY, "dask-csr", dask_arrays.chunk_shape(TINY))
+        poisoned = x.map_blocks(_die_in_a_worker, dtype=x.dtype, meta=x._meta)
+        with pytest.raises(dask_arrays.WorkerDied, match="a dask worker died during the PCA"):
+            dask_arrays.run(session, make_anndata(poisoned), "dask-csr", "covariance_eigh")
+        # The cluster carries on: the nanny restarts the worker and the next call runs.
+        result = dask_arrays.run(session, make_anndata(x), "dask-csr", "covariance_eigh")
+        assert result.embedding.shape == (4_000, 50)
+    finally:
+        session.close()
+
+
+@pytest.mark.slow
+def test_a_killed_build_leaves_no_dataset(monkeypatch, tmp_path):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    code = (
+        "from harness.bench import scale_data as s;"
+        "s.SCALE_DATASETS['big'] = s.ScaleDataset('big', 400_000, 300, 9, (1000,), ());"
+        "s.ensure('big')"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], env={**os.environ})
+    folder = tmp_path / "scale"
+    deadline = time.monotonic() + 120
+    while not list(folder.glob(".big.zarr.*.tmp/X")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert list(folder.glob(".big.zarr.*.tmp")), "the build never started"
+    assert not (folder / "big.zarr").exists()
+    small = scale_data.ScaleDataset("big", 3_000, 300, 9, (1000,), ())
+    monkeypatch.setitem(scale_data.SCALE_DATASETS, "big", small)
+    path = scale_data.ensure("big")  # the next build removes the leftover first
+    assert scale_data.meta(path)["n_obs"] == 3_000
+    assert not list(folder.glob(".big.zarr.*.tmp"))
