@@ -71,3 +71,29 @@ lint: venv
 
 clean:
 	rm -rf .asv .cache
+
+# scanpy's own commits (issue #12), with asv.scanpy.conf.json: SCANPY_REPO is a git clone of
+# scanpy. `make gate BASE=main HEAD=my-branch` exits 1 when HEAD changes PCA's bits or slows it
+# down (GATE_ARGS: e.g. --datasets pbmc68k_reduced,10x_10k --factor 1.3); `make history` runs
+# (and resumes) the published history and regenerates results/history/README.md.
+SCANPY_REPO ?= ../scanpy
+BASE ?= main
+HEAD ?= HEAD
+GATE_ARGS ?=
+HISTORY_DATASETS ?= pbmc68k_reduced,10x_10k
+HISTORY_ARGS ?=
+
+.PHONY: gate history history-writeup
+
+gate: venv
+	$(PY) -m harness gate $(BASE) $(HEAD) --repo $(SCANPY_REPO) $(GATE_ARGS)
+
+history: venv
+	nice -n 10 $(PY) -m harness history $(SCANPY_REPO) \
+		$$(git -C $(SCANPY_REPO) merge-base 1.10.4 1.11.0)..1.11.0 --datasets $(HISTORY_DATASETS) $(HISTORY_ARGS)
+	nice -n 10 $(PY) -m harness history $(SCANPY_REPO) 1.11.0..1.12.3 --python 3.12 \
+		--datasets $(HISTORY_DATASETS) $(HISTORY_ARGS)
+	$(MAKE) history-writeup
+
+history-writeup: venv
+	$(PY) -m harness history-writeup results/history --out results/history/README.md

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.history import arguments as history_arguments
 from harness.vocabulary import DEFAULT_TOLERANCE, DOCTOR_TIMEOUT, VERDICT_CHECKS
 
 FORMATS = ("md", "csv", "json", "html")
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="diagnose non-reproducible PCA on your own data or pipeline")
     p.set_defaults(func=_lazy("harness.doctor.api", "cli_doctor"))
     _doctor_arguments(p)
+    history_arguments.add(sub, _lazy)  # history and gate over scanpy's own commits (#12)
     return parser
 
 
