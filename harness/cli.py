@@ -155,6 +155,15 @@ def _outputs(sub: Subparsers) -> None:
     p.add_argument("--out", help="write here (atomically) instead of stdout")
     p.set_defaults(func=_lazy("harness.render.writeup", "cli_writeup"))
 
+    p = sub.add_parser(
+        "calibrate", help="the verdicts' validation grid (planted spectra, known answers)"
+    )
+    p.add_argument(
+        "--out", required=True, help="JSON Lines file (the study keeps results/calibration.jsonl)"
+    )
+    p.add_argument("--seeds", type=int, default=5, help="random matrices per spectrum (default 5)")
+    p.set_defaults(func=_lazy("harness.commands.calibrate", "cli_calibrate"))
+
 
 def _doctor_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", nargs="?", help="an .h5ad file")

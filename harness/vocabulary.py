@@ -65,32 +65,50 @@ class Verdict:
 VERDICT_INFO: tuple[Verdict, ...] = (
     Verdict("bitwise", "", "v-bitwise", True, "every compared output has identical bits"),
     Verdict(
-        "within tolerance",
-        "",
-        "v-tol",
+        "sign only",
+        " s",
+        "v-sign",
         True,
-        "the deviation is at most the tolerance (relative to each component's largest |value|)",
+        "identical bits once some components' signs are flipped (a sign convention)",
     ),
     Verdict(
-        "explained by the spectrum",
+        "within rounding",
+        "",
+        "v-rounding",
+        True,
+        "both results are eigenpairs of the exact covariance to within their rounding, and every "
+        "component moved less than the Davis-Kahan bound of that rounding allows",
+    ),
+    Verdict(
+        "explained",
         " ~",
         "v-spectrum",
         True,
-        "larger, but every component moved no more than the Davis-Kahan bound of rounding allows",
+        "as within rounding, but some components lie in a cluster of near-equal eigenvalues: "
+        "they rotate inside its subspace, which agrees within the bound",
+    ),
+    Verdict(
+        "undetermined",
+        " ?",
+        "v-undetermined",
+        False,
+        "both are rounding-level eigenpairs, but the spectrum cannot pin some component down "
+        "(its gap is at the rounding level): sin theta <= 1 says nothing",
     ),
     Verdict(
         "unclassified",
         " ?",
         "v-unclassified",
         False,
-        "larger, and no record says whether rounding explains it",
+        "the outputs differ and no record says whether rounding explains it",
     ),
     Verdict(
-        "unstable",
+        "beyond rounding",
         " !",
         "v-unstable",
         False,
-        "larger than rounding explains for at least one component",
+        "a result is not an eigenpair of the exact covariance to within its rounding (an "
+        "unconverged solver, another input or algorithm), or a component moved beyond the bound",
     ),
 )
 VERDICTS: tuple[str, ...] = tuple(v.name for v in VERDICT_INFO)
@@ -158,7 +176,7 @@ def run_folder_name(commit: str, env_name: str) -> str:
 # --- appended -------------------------------------------------------------------------------------
 
 #: Each verdict by name, so views compare with a constant rather than a spelled-out string.
-BITWISE, WITHIN_TOL, EXPLAINED, UNCLASSIFIED, UNSTABLE = VERDICTS
+BITWISE, SIGN_ONLY, WITHIN_ROUNDING, EXPLAINED, UNDETERMINED, UNCLASSIFIED, BEYOND = VERDICTS
 
 #: The columns that name one run: one asv results file, one sidecar folder.
 RUN_KEY: tuple[str, str, str] = ("machine", "commit", "env_name")

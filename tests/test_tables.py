@@ -25,7 +25,6 @@ from harness.errors import HarnessError
 from harness.render import crossenv as render_crossenv
 from harness.results import environments
 from harness.results import reader as results
-from harness.vocabulary import IDENTICAL_CALLS
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
@@ -51,48 +50,46 @@ def loaded(folder):
 
 
 @pytest.mark.parametrize(
-    ("value", "bitwise", "unexplained", "expected"),
+    ("value", "bitwise", "judged", "expected"),
     [
-        (0.0, True, 0, "bitwise"),
-        (0.0, None, None, "within tolerance"),
-        (1e-6, False, 3, "within tolerance"),
-        (2e-6, False, 0, "explained by the spectrum"),
-        (2e-6, False, 1, "unstable"),
-        (2e-6, None, None, "unclassified"),
+        (0.0, True, None, "bitwise"),
+        (0.0, True, "within rounding", "bitwise"),  # equal bits win over any judgement
+        (1e-7, False, "within rounding", "within rounding"),
+        (2e-6, False, "explained", "explained"),
+        (2e-6, False, "beyond rounding", "beyond rounding"),
+        (0.0, False, "sign only", "sign only"),
+        (2e-6, None, None, "unclassified"),  # a record written before the calibrated verdicts
+        (2e-6, False, "not a verdict", "unclassified"),
         (math.nan, None, None, None),
+        (math.nan, False, "undetermined", "undetermined"),  # the record judged, asv kept no value
     ],
 )
-def test_verdict_rules(value, bitwise, unexplained, expected):
-    assert tables.verdict(value, bitwise=bitwise, n_unexplained=unexplained) == expected
-
-
-def test_identical_calls_that_differ_are_unstable_whatever_the_spectrum():
-    kw = {"bitwise": False, "n_unexplained": 0, "tolerance": 1e-6}
-    assert tables.verdict(2e-6, **kw, check="threads") == "explained by the spectrum"
-    assert tables.verdict(2e-6, **kw, check="repeat") == "unstable"
-    assert tables.verdict(2e-6, **kw, check="process") == "unstable"
-    assert tables.verdict(1e-7, **kw, check="repeat") == "within tolerance"
+def test_verdict_rules(value, bitwise, judged, expected):
+    assert tables.verdict(value, bitwise=bitwise, judged=judged) == expected
 
 
 def test_vectorized_verdicts_agree_with_the_rule():
-    dev = np.array([0.0, 0.0, 1e-7, 1e-3, 1e-3, 1e-3, np.nan, np.nan, np.nan])
-    bit = np.array([1, np.nan, 0, 0, 0, np.nan, np.nan, np.nan, np.nan])
-    une = np.array([0, np.nan, 2, 0, 1, np.nan, np.nan, np.nan, np.nan])
-    skipped = np.array([0, 0, 0, 0, 0, 0, 1, 0, 0], bool)
-    failed = np.array([0, 0, 0, 0, 0, 0, 0, 1, 0], bool)
-    got = tables.verdicts(dev, skipped, failed, bit, une, 1e-6)
+    dev = np.array([0.0, 1e-7, 1e-3, 1e-3, np.nan, np.nan, np.nan])
+    bit = np.array([1, 0, 0, np.nan, np.nan, np.nan, np.nan])
+    judged = np.array(
+        [None, "within rounding", "beyond rounding", None, None, None, None], dtype=object
+    )
+    skipped = np.array([0, 0, 0, 0, 1, 0, 0], bool)
+    failed = np.array([0, 0, 0, 0, 0, 1, 0], bool)
+    got = tables.verdicts(dev, skipped, failed, bit, judged)
     assert list(got) == [
         "bitwise",
-        "within tolerance",
-        "within tolerance",
-        "explained by the spectrum",
-        "unstable",
+        "within rounding",
+        "beyond rounding",
         "unclassified",
         "skipped",
         "failed",
         None,
     ]
-    assert tables.worst(["bitwise", None, "skipped", "unstable", "within tolerance"]) == "unstable"
+    assert tables.worst(["bitwise", None, "skipped", "beyond rounding", "explained"]) == (
+        "beyond rounding"
+    )
+    assert tables.worst(["sign only", "undetermined", "within rounding"]) == "undetermined"
     assert tables.worst([None, "skipped"]) is None
 
 
@@ -100,24 +97,17 @@ def test_scalar_and_vectorised_verdicts_agree_on_a_grid():
     grid = itertools.product(
         [0.0, 1e-7, 1e-6, 2e-6, 1e-3, math.nan, math.inf],
         [True, False, None],
-        [0, 1, 3, None],
-        [0.0, 1e-6, 1e-3],
-        [None, "threads", *IDENTICAL_CALLS],
+        [None, "bogus", *tables.VERDICTS],
     )
     cases = list(grid)
     nan = np.nan
     dev = np.array([c[0] for c in cases])
     bit = np.array([1.0 if c[1] else (0.0 if c[1] is False else nan) for c in cases])
-    une = np.array([nan if c[2] is None else float(c[2]) for c in cases])
+    judged = np.array([c[2] for c in cases], dtype=object)
     no = np.zeros(len(cases), dtype=bool)
-    for tol in (0.0, 1e-6, 1e-3):
-        for check in (None, "threads", *IDENTICAL_CALLS):
-            vec = tables.verdicts(dev, no, no, bit, une, tol, check)
-            for case, got in zip(cases, vec, strict=True):
-                scalar = tables.verdict(
-                    case[0], bitwise=case[1], n_unexplained=case[2], tolerance=tol, check=check
-                )
-                assert scalar == got, (case, tol, check)
+    vec = tables.verdicts(dev, no, no, bit, judged)
+    for case, got in zip(cases, vec, strict=True):
+        assert tables.verdict(case[0], bitwise=case[1], judged=case[2]) == got, case
 
 
 def test_checks_match_the_suite():
@@ -179,13 +169,7 @@ def test_table_verdicts_follow_the_records(loaded):
                 assert row[f"v_{check}"] == "skipped"
                 continue
             checked += 1
-            expected = tables.verdict(
-                r["value"],
-                bitwise=bool(r["bitwise"]),
-                n_unexplained=r["n_unexplained"],
-                tolerance=1e-6,
-                check=check,
-            )
+            expected = tables.verdict(r["value"], bitwise=bool(r["bitwise"]), judged=r["verdict"])
             assert row[f"v_{check}"] == expected
             assert row[f"dev_{check}"] == r["value"]
         vc = [row[f"v_{c}"] for c in tables.VERDICT_CHECKS]
@@ -193,9 +177,9 @@ def test_table_verdicts_follow_the_records(loaded):
     assert checked > 500
     assert set(table["verdict"].dropna()) >= {
         "bitwise",
-        "within tolerance",
-        "explained by the spectrum",
-        "unstable",
+        "within rounding",
+        "explained",
+        "beyond rounding",
     }
     with_records = table["verdict"].notna()
     assert table.loc[with_records, "sigdigits"].notna().all()
@@ -209,13 +193,11 @@ def test_without_records_large_deviations_are_unclassified(loaded):
     assert (table.loc[big, "v_threads"] == "unclassified").all()
 
 
-def test_tolerance_and_verdict_checks_change_the_verdict(loaded):
-    strict = tables.stability_table(loaded.frame, loaded.records, tolerance=0.0)
-    loose = tables.stability_table(loaded.frame, loaded.records, tolerance=1.0)
-    assert "within tolerance" not in set(strict[[f"v_{c}" for c in tables.CHECKS]].stack())
-    assert set(loose["verdict"].dropna()) <= {"bitwise", "within tolerance"}
+def test_verdict_checks_change_the_verdict(loaded):
     repeat_only = tables.stability_table(loaded.frame, loaded.records, verdict_checks=("repeat",))
     assert set(repeat_only["verdict"].dropna()) == {"bitwise"}  # repeats are bitwise in the fixture
+    every = tables.stability_table(loaded.frame, loaded.records, verdict_checks=tables.CHECKS)
+    assert "beyond rounding" in set(every["verdict"].dropna())
 
 
 def test_commit_selection(loaded):
@@ -279,7 +261,7 @@ def test_cli_table_formats(folder, tmp_path, capsys, fmt):
 def test_cli_table_stdout_and_bad_tolerance(folder, capsys):
     assert main(["table", str(folder), "--tolerance", "0.5", "--verdict-checks", "threads"]) == 0
     out = capsys.readouterr().out
-    assert "Verdict over threads; tolerance 0.5." in out
+    assert "Verdict over threads: the worst of their calibrated verdicts." in out
     assert main(["table", str(folder), "--tolerance", "-1"]) == 2
     assert main(["table", str(folder), "--verdict-checks", "bogus"]) == 2
     err = capsys.readouterr().err
@@ -316,11 +298,12 @@ def test_crossenv_pairs(loaded):
             assert row["bitwise"] and row["deviation"] == 0 and row["verdict"] == "bitwise"
         if {a, b} == {"same", "signflip"}:
             assert not row["bitwise"] and row["sign_flips"] == 1 and row["deviation"] == 0
-            assert row["verdict"] == "within tolerance"
+            assert row["verdict"] == "sign only" and row["moved"] == ""
         if {a, b} == {"same", "rounding"} and row["dtype"] == "float64":
-            assert 0 < row["deviation"] < 1e-12 and row["verdict"] == "within tolerance"
+            assert 0 < row["deviation"] < 1e-12 and row["verdict"] == "within rounding"
+            assert row["moved"] == "embedding"  # the loadings kept their bits
         if {a, b} == {"same", "changed"}:
-            assert row["deviation"] > 1e-6 and row["verdict"] == "unstable"
+            assert row["deviation"] > 1e-6 and row["verdict"] == "beyond rounding"
     summary = result.summary
     assert len(summary) == 45
     assert (summary[list(tables.VERDICTS)].sum(axis=1) == summary["configurations"]).all()
@@ -378,7 +361,9 @@ def _selector(env_index: int) -> str:
     gen = generator()
     scanpy, sklearn, numpy_, _, blas, threads = gen.ENVS[env_index]
     kernel = f",kernel={blas[2]}" if blas[2] else ""
-    return f"scanpy={scanpy},sklearn={sklearn},numpy={numpy_},blas={blas[0]}{kernel},threads={threads}"
+    return (
+        f"scanpy={scanpy},sklearn={sklearn},numpy={numpy_},blas={blas[0]}{kernel},threads={threads}"
+    )
 
 
 def test_compare_numerical_change_and_sign_convention(loaded):

@@ -447,7 +447,7 @@ def numerical_table(
                 "deviation": deviation(res),
                 "sign_flips": res.get("sign_flips") or 0,
                 "sign_convention": sign_only,
-                "verdict": pair_verdict(res, tolerance) if comparable else None,
+                "verdict": pair_verdict(res) if comparable else None,
                 "change": what,
             }
         )

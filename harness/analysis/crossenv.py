@@ -7,8 +7,11 @@ configuration, with the metrics of :mod:`harness.analysis.metrics`:
 
 - ``deviation``: 0 when the bits are equal (exact sha256 of the full outputs), else the worst
   sign-aligned relative deviation of X_pca on the digest's subsample (a lower bound);
-- ``verdict``: as in the stability tables (bitwise / within tolerance / explained by the
-  spectrum / unstable), from the per-component Davis-Kahan classification;
+- ``verdict``: as in the stability tables, the calibrated verdict of the pair (bitwise, sign
+  only, within rounding, explained, undetermined, beyond rounding), judged from the two digests'
+  full loadings, residuals against the exact covariance and rounding levels
+  (:func:`harness.bench.digests.judged`); "unclassified" for digests written before issue #10;
+- ``moved``: which outputs differ once signs are aligned (embedding, loadings, variance);
 - ``sign_flips``, ``max_abs_diff``, ``angle_all_deg``, ``variance_max_rel_diff``.
 
 Environments are labelled from their fingerprints ("scanpy 1.11.5 · sklearn 1.9.1 · numpy 2.4.6 ·
@@ -58,7 +61,8 @@ PAIR_COLUMNS = [
     "deviation",
     "max_abs_diff",
     "sign_flips",
-    "n_unexplained",
+    "moved",
+    "loadings_max_abs_diff",
     "angle_all_deg",
     "variance_max_rel_diff",
     "lead_rel_diff",
@@ -99,14 +103,25 @@ def deviation(result: dict[str, Any]) -> float:
     return float(value) if isinstance(value, (int, float)) else math.nan
 
 
-def pair_verdict(result: dict[str, Any], tolerance: float) -> str | None:
+def pair_verdict(result: dict[str, Any]) -> str | None:
     """The verdict of one compared pair (the stability tables' rule)."""
     return verdict(
-        deviation(result),
-        bitwise=bool(result.get("bitwise")),
-        n_unexplained=result.get("n_unexplained"),
-        tolerance=tolerance,
+        deviation(result), bitwise=bool(result.get("bitwise")), judged=result.get("verdict")
     )
+
+
+def moved(result: dict[str, Any]) -> str:
+    """Which outputs differ once signs are aligned: 'embedding', 'loadings', 'variance'."""
+    if result.get("bitwise") or not result.get("comparable", True):
+        return ""
+    parts = result.get("bitwise_parts") or {}
+    out = []
+    for name, key in (("embedding", "aligned_max_abs_diff"), ("loadings", "loadings_aligned_max_abs_diff"),
+                      ("variance", "variance_max_rel_diff")):  # fmt: skip
+        value = result.get(key)
+        if not parts.get(name, False) and isinstance(value, (int, float)) and value > 0:
+            out.append(name)
+    return ",".join(out)
 
 
 def env_ids(
@@ -161,7 +176,7 @@ def crossenv(
         for a, b in pairs:
             res = compare(by_run[a][config], by_run[b][config])
             sides = {"a": idmap[a], "b": idmap[b], "a_label": names[a], "b_label": names[b]}
-            rows.append(_pair_row(config, sides, res, tolerance))
+            rows.append(_pair_row(config, sides, res))
     pairs_df = pd.DataFrame(rows, columns=PAIR_COLUMNS)
     base_id = idmap[base] if base is not None else None
     return CrossEnv(envs, pairs_df, summarize(pairs_df), base_id, tolerance, list(problems))
@@ -191,7 +206,7 @@ def _baseline_key(
 
 
 def _pair_row(
-    config: tuple[Any, ...], sides: dict[str, str], res: dict[str, Any], tolerance: float
+    config: tuple[Any, ...], sides: dict[str, str], res: dict[str, Any]
 ) -> dict[str, Any]:
     """One row of the pairs table from one comparison of two digests."""
     lead, trail = metrics.leading_trailing(res.get("component_rel_diff"))
@@ -205,12 +220,13 @@ def _pair_row(
         "deviation": deviation(res),
         "max_abs_diff": res.get("max_abs_diff"),
         "sign_flips": res.get("sign_flips"),
-        "n_unexplained": res.get("n_unexplained"),
+        "moved": moved(res),
+        "loadings_max_abs_diff": res.get("loadings_aligned_max_abs_diff"),
         "angle_all_deg": res.get("angle_all_deg"),
         "variance_max_rel_diff": res.get("variance_max_rel_diff"),
         "lead_rel_diff": 0.0 if bitwise else lead,
         "trail_rel_diff": 0.0 if bitwise else trail,
-        "verdict": pair_verdict(res, tolerance) if comparable else "not comparable",
+        "verdict": pair_verdict(res) if comparable else "not comparable",
     }
 
 

@@ -15,21 +15,21 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from packaging.version import InvalidVersion, Version
 
+from harness.analysis import mechanisms
 from harness.errors import HarnessError
 from harness.results import environments as environs
 from harness.results.environments import FACTORS, implementation
 from harness.study import missing
 from harness.vocabulary import (
+    BEYOND,
     BITWISE,
     CHECKS,
     CONFIG_COLUMNS,
     EXACT,
-    EXPLAINED,
     IDENTICAL_CALLS,
     NO_NUMBER,
-    UNSTABLE,
+    VERDICTS,
     WITHIN_ENV,
-    WITHIN_TOL,
     env_number,
 )
 
@@ -40,6 +40,8 @@ if TYPE_CHECKING:  # pragma: no cover
 #: The kinds of "fastest" configuration, from the strictest: bitwise reproducible (repeat and
 #: process) and exact up to rounding; bitwise reproducible; any.
 FASTEST_KINDS = ("reproducible and exact", "reproducible", "any")
+#: The outputs of a PCA a change can move (:func:`harness.analysis.crossenv.moved`).
+OUTPUTS = ("embedding", "loadings", "variance")
 
 
 @dataclass
@@ -58,6 +60,8 @@ class Study:
     inputs: list[dict[str, Any]]
     same_inputs: int
     minutes: list[float]
+    #: The verdicts' validation grid (:func:`harness.analysis.calibration.grid`), when kept.
+    calibration: pd.DataFrame | None = None
 
 
 # --- the environments ------------------------------------------------------------------------
@@ -185,6 +189,15 @@ def by_id(values: Sequence[str]) -> list[str]:
 
 # --- within one environment ------------------------------------------------------------------
 
+#: A check's state that says the same PCA up to rounding, or that nothing was compared.
+_SETTLED = (*EXACT, *NO_NUMBER, None)
+
+
+def verdict_counts(verdicts: pd.Series) -> dict[str, int]:
+    """How many rows got each verdict, for every verdict of :data:`VERDICTS` (zeros included)."""
+    counts = verdicts.value_counts()
+    return {name: int(counts.get(name, 0)) for name in VERDICTS}
+
 
 def _ran(frame: pd.DataFrame, check: str) -> pd.Series:
     v = frame[f"v_{check}"]
@@ -235,11 +248,12 @@ def not_reproducible_by_config(study: Study) -> pd.DataFrame:
 
 
 def unreproducible(study: Study) -> set[tuple[str, str, str, str, str]]:
-    """(env_name, dataset, layout, dtype, solver) where identical calls disagree beyond the
-    tolerance: comparing that configuration of that environment across thread counts or with
-    another environment would measure its own noise."""
+    """(env_name, dataset, layout, dtype, solver) where identical calls disagree by more than
+    rounding explains (verdict undetermined, unclassified or beyond rounding): comparing that
+    configuration of that environment across thread counts or with another environment would
+    measure its own noise."""
     bad = not_reproducible(study)
-    noisy = (bad["v_repeat"] == UNSTABLE) | (bad["v_process"] == UNSTABLE)
+    noisy = ~bad["v_repeat"].isin(_SETTLED) | ~bad["v_process"].isin(_SETTLED)
     return set(bad.loc[noisy, ["env_name", *CONFIG_COLUMNS]].itertuples(index=False, name=None))
 
 
@@ -260,7 +274,7 @@ def _reproducible(
 
 
 def noisy_solvers(study: Study) -> list[tuple[str, str, list[tuple[str, str]]]]:
-    """Each solver whose identical calls disagreed beyond tolerance, and where: ('all', []),
+    """Each solver whose identical calls disagreed beyond rounding, and where: ('all', []),
     ('all but', the environments where not) or ('in', those where), as (id, change) pairs."""
     where: dict[str, set[str]] = {}
     for env_name, *config in unreproducible(study):
@@ -301,6 +315,7 @@ def _cross_pairs(study: Study) -> pd.DataFrame | None:
 def _against_baseline(env: Any, sub: pd.DataFrame) -> dict[str, Any]:
     moved = sub[~sub["bitwise"]]
     shifted = moved[moved["deviation"] > 0]  # bits differ somewhere, values on the digest too
+    outputs = sub["moved"].fillna("") if "moved" in sub else pd.Series([""] * len(sub))
     return {
         "id": env["id"],
         "factor": env["factor"],
@@ -311,9 +326,8 @@ def _against_baseline(env: Any, sub: pd.DataFrame) -> dict[str, Any]:
         "median": float(moved["deviation"].median()) if len(moved) else 0.0,
         "lead": float(shifted["lead_rel_diff"].median()) if len(shifted) else 0.0,
         "trail": float(shifted["trail_rel_diff"].median()) if len(shifted) else 0.0,
-        "explained": int((moved["verdict"] == EXPLAINED).sum()),
-        "within_tol": int((moved["verdict"] == WITHIN_TOL).sum()),
-        "unstable": int((moved["verdict"] == UNSTABLE).sum()),
+        **verdict_counts(sub["verdict"]),
+        **{f"moved_{o}": int(outputs.str.contains(o).sum()) for o in OUTPUTS},
         "sign_flips": int((sub["sign_flips"].fillna(0) > 0).sum()),
     }
 
@@ -354,7 +368,6 @@ def by_factor(study: Study) -> pd.DataFrame:
         if check not in IDENTICAL_CALLS:
             ran = _reproducible(ran, study)
         moved = ran[ran[f"v_{check}"] != BITWISE]
-        v = moved[f"v_{check}"]
         rows.append(
             {
                 "source": check,
@@ -363,9 +376,7 @@ def by_factor(study: Study) -> pd.DataFrame:
                 "n": len(ran),
                 "bitwise": len(ran) - len(moved),
                 "worst": float(moved[f"dev_{check}"].max()) if len(moved) else 0.0,
-                "within_tol": int((v == WITHIN_TOL).sum()),
-                "explained": int((v == EXPLAINED).sum()),
-                "unstable": int((v == UNSTABLE).sum()),
+                **verdict_counts(ran[f"v_{check}"]),
             }
         )
     a = across(study)
@@ -378,9 +389,7 @@ def by_factor(study: Study) -> pd.DataFrame:
                 "n": int(sub["n"].sum()),
                 "bitwise": int(sub["bitwise"].sum()),
                 "worst": float(sub["worst"].max()),
-                "within_tol": int(sub["within_tol"].sum()),
-                "explained": int(sub["explained"].sum()),
-                "unstable": int(sub["unstable"].sum()),
+                **{v: int(sub[v].sum()) for v in VERDICTS},
             }
         )
     return pd.DataFrame(rows)
@@ -413,7 +422,7 @@ def across_summary(across: dict[str, dict[str, Any]]) -> Across:
         moved_factors=factors([across[m]["factor"] for m in moved]),
         worst=max((across[m]["worst"] for m in moved), default=0.0),
         sign_flips=[k for k, v in across.items() if v["sign_flips"]],
-        unstable=[k for k, v in across.items() if v["unstable"]],
+        unstable=[k for k, v in across.items() if v["beyond"]],
     )
 
 
@@ -440,6 +449,10 @@ def downstream(study: Study) -> pd.DataFrame:
                 "knn_median": sub["knn_jaccard"].median(),
                 "ari_min": sub["leiden_ari"].min(),
                 "ari_median": sub["leiden_ari"].median(),
+                # Leiden's own sensitivity on the same graphs (issue #10 point 6).
+                "ari_seed_min": _col(sub, "ari_other_seed").min(),
+                "ari_edge_min": _col(sub, "ari_one_edge").min(),
+                "ari_edge_median": _col(sub, "ari_one_edge").median(),
                 "lead": sub["lead_rel_diff"].median(),
                 "trail": sub["trail_rel_diff"].median(),
             }
@@ -448,6 +461,13 @@ def downstream(study: Study) -> pd.DataFrame:
     if not rows:
         return out
     return out.sort_values("check", key=lambda s: s.map(CHECKS.index)).reset_index(drop=True)
+
+
+def _col(frame: pd.DataFrame, name: str) -> pd.Series:
+    """A numeric column, all NaN when the frame lacks it (records written before issue #10)."""
+    if name not in frame:
+        return pd.Series(float("nan"), index=frame.index)
+    return pd.to_numeric(frame[name], errors="coerce")
 
 
 def fastest(study: Study) -> pd.DataFrame:
@@ -494,7 +514,7 @@ def _across_findings(a: pd.DataFrame) -> dict[str, dict[str, Any]]:
             "bitwise": int(r["bitwise"]),
             "n": int(r["n"]),
             "worst": float(r["worst"]),
-            "unstable": int(r["unstable"]),
+            "beyond": int(r[BEYOND]),
             "sign_flips": int(r["sign_flips"]),
         }
         for r in a.to_dict("records")
@@ -511,7 +531,7 @@ def findings(study: Study) -> dict[str, Any]:
     last_bits = {
         (r["id"], change[r["id"]], r["solver"])
         for r in bad
-        if UNSTABLE not in (r["v_repeat"], r["v_process"])
+        if r["v_repeat"] in _SETTLED and r["v_process"] in _SETTLED
     }
     f: dict[str, Any] = {
         "environments": len(study.envs),
@@ -537,7 +557,39 @@ def findings(study: Study) -> dict[str, Any]:
         f["lead_trail"] = lead_trail(study)
     f["downstream"] = {r["check"]: r for r in downstream(study).to_dict("records")}
     f["fastest"] = fastest(study).to_dict("records")
+    f["null_control"] = _null_control(study, f.get("across", {}))
+    f["mechanisms"] = [m.__dict__ for m in mechanisms.named(study.envs, shapes(study))]
+    f["lobpcg"] = mechanisms.lobpcg_by_scipy(study.envs)
+    f["single_factor_moved"], f["combinations_moved"] = attribution(f.get("across", {}))
     return f
+
+
+def shapes(study: Study) -> dict[str, tuple[int, int]]:
+    """Each dataset's (n_obs, n_vars), from the baseline's input records."""
+    out = {}
+    for r in study.inputs:
+        shape = r.get("shape")
+        if isinstance(shape, list) and len(shape) == 2:
+            out[r["dataset"]] = (int(shape[0]), int(shape[1]))
+    return out
+
+
+def _null_control(study: Study, across: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The null control against the baseline: configurations compared and bitwise equal."""
+    ident = mechanisms.null_control(study.envs)
+    if ident is None:
+        return None
+    r = across.get(ident)
+    return {"id": ident, "bitwise": r["bitwise"] if r else None, "n": r["n"] if r else None}
+
+
+def attribution(across: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """Factors that moved bits, attributed only from environments that change that factor
+    alone; and the combinations (environments changing several factors together) that moved."""
+    moved = [v for v in across.values() if v["bitwise"] < v["n"]]
+    single = [v["factor"] for v in moved if "," not in v["factor"] and v["factor"] != "none (rerun)"]
+    combos = [v["factor"] for v in moved if "," in v["factor"]]
+    return factors(single), sorted(set(combos))
 
 
 def assemble(
@@ -551,6 +603,7 @@ def assemble(
     without: list[dict[str, Any]],
     inputs_per_env: Sequence[list[dict[str, Any]]],
     steps: Sequence[Any],
+    calibration: pd.DataFrame | None = None,
 ) -> Study:
     """The study of ``machine`` at ``commit`` (None: every commit), from what the loader read."""
     base = envs[envs["baseline"]].iloc[0]
@@ -574,4 +627,5 @@ def assemble(
         inputs=data,
         same_inputs=same,
         minutes=bench_minutes(loaded.frame, envs),
+        calibration=calibration,
     )

@@ -10,16 +10,10 @@ otherwise), one row per configuration (dataset, layout, dtype, svd_solver), with
   (0 when bitwise identical), with that check's verdict from the sidecar record;
 - significant digits and kNN Jaccard: the worst over the verdict checks' records;
 - a verdict over the verdict checks (by default repeat, process and threads: "does the same call
-  give the same numbers again, here"): the worst of
-
-  ``bitwise``                    every compared output has identical bits (from the record);
-  ``within tolerance``           the deviation is at most ``--tolerance`` (default
-                                 :data:`harness.vocabulary.DEFAULT_TOLERANCE`, relative to each
-                                 component's largest |value|; about 8 float32 ulps);
-  ``explained by the spectrum``  larger, but every component moved no more than the Davis-Kahan
-                                 bound of rounding allows (record: ``n_unexplained == 0``);
-  ``unclassified``               larger, and no record says whether the spectrum explains it;
-  ``unstable``                   larger than rounding explains for at least one component.
+  give the same numbers again, here"): the worst, in :data:`harness.vocabulary.VERDICT_INFO`
+  order, of each check's calibrated verdict (its record's judgement of every sample against the
+  exact covariance of the input: bitwise, sign only, within rounding, explained, undetermined,
+  beyond rounding; "unclassified" where the outputs differ and no record judged them).
 
 A results folder without these benchmarks (another project's suite) gets a plain table per
 environment instead: benchmark, parameters, value, status.
@@ -41,13 +35,14 @@ from harness.results.environments import Key
 from harness.results.frame import codes_of, combine
 from harness.results.runs import run_ids
 from harness.vocabulary import (
+    BITWISE,
     CHECKS,
     CONFIG_COLUMNS,
     CONFIG_KEYS,
     DEFAULT_TOLERANCE,
-    IDENTICAL_CALLS,
     PEAKMEM,
     RUNTIME,
+    UNCLASSIFIED,
     VERDICT_CHECKS,
     VERDICTS,
     env_number,
@@ -85,47 +80,38 @@ def verdicts(
     skipped: np.ndarray,
     failed: np.ndarray,
     bitwise: np.ndarray | None,
-    n_unexplained: np.ndarray | None,
-    tolerance: float,
-    check: str | None = None,
+    judged: np.ndarray | None,
 ) -> np.ndarray:
     """The verdict rule, vectorised: per element a verdict, "skipped"/"failed", or None.
 
-    Identical calls (:data:`harness.vocabulary.IDENTICAL_CALLS`) that differ beyond tolerance are
-    unstable whatever the spectrum says: it explains how far a perturbation moves PCA, not why
-    any perturbation exists.
+    A check's verdict is its record's calibrated judgement (:mod:`harness.bench.verdicts`:
+    every sample against the exact covariance, per component); "unclassified" when the outputs
+    differ and no record judged them (records written before issue #10).
     """
     n = len(dev)
     bitwise = np.full(n, np.nan) if bitwise is None else bitwise
-    if check in IDENTICAL_CALLS or n_unexplained is None:
-        n_unexplained = np.ones(n) if check in IDENTICAL_CALLS else np.full(n, np.nan)
+    judged = np.full(n, None, dtype=object) if judged is None else judged
+    has_judgement = np.fromiter((v in VERDICTS for v in judged), dtype=bool, count=n)
     missing = np.isnan(dev)
     with np.errstate(invalid="ignore"):
         rules = (
-            (bitwise == 1, "bitwise"),
-            (failed, "failed"),
-            (missing & skipped, "skipped"),
-            (missing, None),
-            (dev <= tolerance, "within tolerance"),
-            (np.isnan(n_unexplained), "unclassified"),
-            (n_unexplained == 0, "explained by the spectrum"),
+            (bitwise == 1, np.full(n, BITWISE, dtype=object)),
+            (failed, np.full(n, "failed", dtype=object)),
+            (missing & skipped, np.full(n, "skipped", dtype=object)),
+            (missing & ~has_judgement, np.full(n, None, dtype=object)),
+            (has_judgement, judged),
         )
-    out = np.full(n, "unstable", dtype=object)
+    out = np.full(n, UNCLASSIFIED, dtype=object)
     done = np.zeros(n, dtype=bool)
     for cond, choice in rules:
         sel = cond & ~done
-        out[sel] = choice
+        out[sel] = choice[sel]
         done |= sel
     return out
 
 
 def verdict(
-    value: float | None,
-    *,
-    bitwise: bool | None = None,
-    n_unexplained: int | None = None,
-    tolerance: float = DEFAULT_TOLERANCE,
-    check: str | None = None,
+    value: float | None, *, bitwise: bool | None = None, judged: str | None = None
 ) -> str | None:
     """The verdict of one check from its deviation and (when there is one) its record:
     :func:`verdicts` on one element, so the two cannot disagree."""
@@ -135,7 +121,7 @@ def verdict(
 
     no = np.zeros(1, dtype=bool)
     out = verdicts(
-        one(value), no, no, one(1 if bitwise else None), one(n_unexplained), tolerance, check
+        one(value), no, no, one(1 if bitwise else None), np.array([judged], dtype=object)
     )
     return out[0]
 
@@ -345,9 +331,7 @@ def _check_columns(
         if "value" in r:  # a record whose asv row is missing or has no value
             dev = np.where(np.isnan(dev) & ~np.isnan(r["value"]), r["value"], dev)
         skipped, failed = st == g.code("skipped"), st == g.code("failed")
-        v = verdicts(
-            dev, skipped, failed, r.get("bitwise"), r.get("n_unexplained"), tolerance, check
-        )
+        v = verdicts(dev, skipped, failed, r.get("bitwise"), r.get("verdict"))
         out[f"dev_{check}"] = dev
         out[f"v_{check}"] = v
         if check in vc:
@@ -457,8 +441,9 @@ def _record_arrays(
     checks = rec["check"].to_numpy()
     fields = {
         f: pd.to_numeric(rec[f].astype(object), errors="coerce").to_numpy(dtype=float)
-        for f in ("bitwise", "n_unexplained", "sigdigits", "knn_jaccard", "value")
+        for f in ("bitwise", "sigdigits", "knn_jaccard", "leiden_ari", "ari_other_seed", "value")
     }
+    text = {f: rec[f].astype(object).to_numpy() for f in ("verdict", "moved")}
     for check in CHECKS:
         sel = (pos >= 0) & (checks == check)
         if not sel.any():
@@ -468,6 +453,10 @@ def _record_arrays(
             arr = np.full(n, np.nan)
             arr[pos[sel]] = vals[sel]
             d[f] = arr
+        for f, vals in text.items():
+            obj = np.full(n, None, dtype=object)
+            obj[pos[sel]] = vals[sel]
+            d[f] = obj
         out[check] = d
     return out
 

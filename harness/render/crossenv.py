@@ -8,7 +8,7 @@ from harness.analysis.crossenv import CrossEnv
 from harness.render import formats as render
 from harness.render.formats import Table
 from harness.render.tables import mark
-from harness.vocabulary import CONFIG_COLUMNS, VERDICTS
+from harness.vocabulary import CONFIG_COLUMNS, VERDICT_INFO, VERDICTS
 
 NO_ARTIFACTS = "No artifacts found: run the stability suite to produce them."
 
@@ -78,9 +78,11 @@ def summary(result: CrossEnv) -> Table:
 def legend(result: CrossEnv) -> str:
     """What the cells mean."""
     return (
-        "Deviation: worst sign-aligned relative deviation of X_pca on the artifacts' subsample "
+        "Deviation: worst sign-aligned relative deviation of X_pca on the digests' 500 cells "
         "(a lower bound), 0 for identical values; bitwise: identical sha256 of the full outputs; "
-        f"~ explained by the spectrum, ! unstable; tolerance {result.tolerance:g}."
+        "the verdict is judged on the full loadings against the exact covariance: "
+        + ", ".join(f"{v.mark.strip()} {v.name}" for v in VERDICT_INFO if v.mark.strip())
+        + "."
     )
 
 

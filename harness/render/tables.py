@@ -22,9 +22,9 @@ from harness.vocabulary import (
     CHECKS,
     CONFIG_COLUMNS,
     DEFAULT_TOLERANCE,
-    IDENTICAL_CALLS,
     NO_NUMBER,
     VERDICT_CHECKS,
+    VERDICT_INFO,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,13 +39,14 @@ NOISY_MARK = " ±"
 
 
 def legend(tolerance: float, verdict_checks: Sequence[str]) -> str:
-    """What the marks and the verdict column mean."""
+    """What the marks and the verdict column mean (``tolerance`` is not used by the verdicts)."""
+    del tolerance  # the verdicts are calibrated against the exact covariance, not a tolerance
+    marks = ", ".join(f"{v.mark.strip()} {v.name}" for v in VERDICT_INFO if v.mark.strip())
     return (
         f"Runtime{NOISY_MARK}: its interquartile range exceeds {noise.NOISY:.0%} of the median. "
         "Δ: worst sign-aligned relative deviation of X_pca under that change (0 = equal values, "
-        "bitwise = equal bits; ~ explained by the spectrum, ? no record to classify it, "
-        f"! unstable; under {' and '.join(IDENTICAL_CALLS)}, identical calls, any deviation over "
-        f"the tolerance is unstable). Verdict over {', '.join(verdict_checks)}; tolerance {tolerance:g}."
+        f"bitwise = equal bits; {marks}; no mark: within rounding of the exact covariance). "
+        f"Verdict over {', '.join(verdict_checks)}: the worst of their calibrated verdicts."
     )
 
 

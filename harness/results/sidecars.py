@@ -24,6 +24,7 @@ import pandas as pd
 
 from harness import io
 from harness.analysis.metrics import leading_trailing
+from harness.analysis.rounding import VERDICTS as ROUNDING_VERDICTS
 from harness.bench import fingerprint
 from harness.errors import HarnessError
 from harness.results.problems import Warn, default_warn, relpath, subfolders
@@ -429,6 +430,18 @@ RECORD_METRICS = (
 )
 #: Derived from the per-component deviations: the worst of the first and of the last ten.
 RECORD_COMPONENTS = ("lead_rel_diff", "trail_rel_diff")
+#: From the calibrated judgement (issue #10): the verdict, which outputs moved and by how much,
+#: and Leiden's own sensitivity on the same graph (lowest ARI of other seeds / one edge moved).
+RECORD_JUDGED = (
+    "verdict",
+    "moved",
+    "embedding_rel_diff",
+    "loadings_rel_diff",
+    "variance_rel_diff",
+    "ari_other_seed",
+    "ari_one_edge",
+    "downstream_unavailable",
+)
 RECORD_COLUMNS = (
     *RUN_KEY,
     "benchmark",
@@ -441,6 +454,7 @@ RECORD_COLUMNS = (
     "params_key",
     *RECORD_METRICS,
     *RECORD_COMPONENTS,
+    *RECORD_JUDGED,
     "sigdigits",
     "file",
 )
@@ -532,5 +546,39 @@ def record_row(rec: dict[str, Any]) -> dict[str, Any]:
         "params_key": canonical_params(params),
         **{k: _scalar(cmp.get(k)) for k in RECORD_METRICS},
         **dict(zip(RECORD_COMPONENTS, leading_trailing(components), strict=True)),
+        **judged_fields(rec),
         "sigdigits": number(sig.get("minimum")) if sig.get("minimum") is not None else None,
     }
+
+
+def judged_fields(rec: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`RECORD_JUDGED` columns of a record (None where it has no judgement), plus the
+    downstream block's kNN Jaccard and Leiden ARI over the comparison's."""
+    j = rec.get("judgement") if isinstance(rec.get("judgement"), dict) else {}
+    outs = rec.get("outputs") if isinstance(rec.get("outputs"), dict) else {}
+    down = rec.get("downstream") if isinstance(rec.get("downstream"), dict) else {}
+    moved = rec.get("moved")
+    verdict = j.get("verdict")
+    out: dict[str, Any] = {
+        "verdict": verdict if verdict in ROUNDING_VERDICTS else None,
+        "moved": ",".join(m for m in moved if isinstance(m, str))
+        if isinstance(moved, list)
+        else None,
+        "downstream_unavailable": _scalar(down.get("unavailable"))
+        if isinstance(down.get("unavailable"), str)
+        else None,
+    }
+    for name in ("embedding", "loadings", "variance"):
+        o = outs.get(name) if isinstance(outs.get(name), dict) else {}
+        out[f"{name}_rel_diff"] = (
+            number(o.get("max_rel_diff")) if o.get("max_rel_diff") is not None else None
+        )
+    for name in ("other_seed", "one_edge"):
+        vals = down.get(f"ari_{name}")
+        vals = [number(v) for v in vals] if isinstance(vals, list) else []
+        vals = [v for v in vals if v is not None and not math.isnan(v)]
+        out[f"ari_{name}"] = min(vals) if vals else None
+    for name in ("knn_jaccard", "leiden_ari"):
+        if isinstance(down.get(name), (int, float)) and not isinstance(down.get(name), bool):
+            out[name] = float(down[name])
+    return out
