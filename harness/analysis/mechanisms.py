@@ -97,7 +97,9 @@ def lobpcg_by_scipy(envs: pd.DataFrame) -> list[dict[str, Any]]:
         scipy = (fp.get("packages") or {}).get("scipy")
         if not scipy or "lobpcg_global_seed_reproducible" not in mech:
             continue
-        row = rows.setdefault(scipy, {"scipy": scipy, "ids": [], "global_seed": set(), "rng": set()})
+        row = rows.setdefault(
+            scipy, {"scipy": scipy, "ids": [], "global_seed": set(), "rng": set()}
+        )
         row["ids"].append(str(e.id))
         row["global_seed"].add(bool(mech["lobpcg_global_seed_reproducible"]))
         row["rng"].add(bool(mech.get("lobpcg_rng_passed_reproducible")))

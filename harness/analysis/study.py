@@ -587,7 +587,9 @@ def attribution(across: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]
     """Factors that moved bits, attributed only from environments that change that factor
     alone; and the combinations (environments changing several factors together) that moved."""
     moved = [v for v in across.values() if v["bitwise"] < v["n"]]
-    single = [v["factor"] for v in moved if "," not in v["factor"] and v["factor"] != "none (rerun)"]
+    single = [
+        v["factor"] for v in moved if "," not in v["factor"] and v["factor"] != "none (rerun)"
+    ]
     combos = [v["factor"] for v in moved if "," in v["factor"]]
     return factors(single), sorted(set(combos))
 
