@@ -26,7 +26,7 @@ if PROFILE in datasets.DASK_PROFILES:
     from harness.bench.dask_stability import DaskConfig
 
     GRID = dask_arrays.grid(PROFILE)
-    PARAMS = [GRID.datasets, list(GRID.layouts), list(GRID.solvers)]
+    PARAMS = [GRID.datasets, list(GRID.layouts), [scale_data.DTYPE], list(GRID.solvers)]
     SCHEDULERS, SHAPES = list(GRID.schedulers), list(GRID.shapes)
     STABILITY_SCHEDULERS = list(dask_stability.STABILITY_SCHEDULERS)
     IN_MEMORY_SOLVERS = ["covariance_eigh", "arpack"]
@@ -60,7 +60,7 @@ if GRID is not None:
     class DaskPCA:
         """dataset x layout x svd_solver x scheduler x workers (workers x threads per worker)."""
 
-        param_names = ["dataset", "layout", "svd_solver", "scheduler", "workers"]
+        param_names = ["dataset", "layout", "dtype", "svd_solver", "scheduler", "workers"]
         params = [*PARAMS, SCHEDULERS, SHAPES]
         number = 1
         warmup_time = 0  # setup makes a warm-up call on the same scheduler instead
@@ -75,10 +75,10 @@ if GRID is not None:
 
         setup_cache.timeout = LONG  # builds the stores on first use (the 1M one takes minutes)
 
-        def setup(self, dataset, layout, svd_solver, scheduler, workers):
+        def setup(self, dataset, layout, dtype, svd_solver, scheduler, workers):
             self.session = None
             self.params_ = _params(
-                self.param_names, (dataset, layout, svd_solver, scheduler, workers)
+                self.param_names, (dataset, layout, dtype, svd_solver, scheduler, workers)
             )
             if reason := support.unsupported_reason(svd_solver, layout):
                 skip(reason)
@@ -131,7 +131,7 @@ if GRID is not None:
             p = self.params_
             dask_stability.keep_peaks(p, peaks)
             if p["scheduler"] in STABILITY_SCHEDULERS:
-                config = DaskConfig(p["dataset"], p["layout"], p["svd_solver"], p["scheduler"])
+                config = DaskConfig(**{k: p[k] for k in dask_stability.CONFIG_PARAMS})
                 dask_stability.offer_timed(config, p["workers"], self.chunks[0], result)
 
     class DaskPeakMemory:
@@ -174,8 +174,8 @@ if GRID is not None:
     class InMemoryPCA:
         """The same stores loaded whole as in-memory CSR, for the scaling table (1 BLAS thread)."""
 
-        param_names = ["dataset", "svd_solver"]
-        params = [PARAMS[0], IN_MEMORY_SOLVERS]
+        param_names = ["dataset", "layout", "dtype", "svd_solver"]
+        params = [PARAMS[0], ["csr"], [scale_data.DTYPE], IN_MEMORY_SOLVERS]
         number = 1
         warmup_time = 0
         repeat = REPEAT
@@ -184,20 +184,20 @@ if GRID is not None:
         timeout = LONG
         version = "dask-1"
 
-        def setup(self, dataset, svd_solver):
+        def setup(self, dataset, layout, dtype, svd_solver):
             if reason := support.unsupported_reason(svd_solver, "csr"):
                 skip(reason)
-            config = DaskConfig(dataset, "dask-csr", "covariance_eigh", "threaded")
+            config = DaskConfig(dataset, "dask-csr", dtype, "covariance_eigh", "threaded")
             size = dask_stability.in_memory_bytes(config)
             if size > dask_stability.IN_MEMORY_LIMIT:
                 skip(f"{dataset}: the in-memory CSR would take {size / 1e9:.1f} GB")
             self.adata = make_anndata(scale_data.load_in_memory(dataset))
             self.limits = threadpool_limits(limits=1)
 
-        def time_pca(self, dataset, svd_solver):
+        def time_pca(self, dataset, layout, dtype, svd_solver):
             run_pca(self.adata, solver=svd_solver)
 
-        def peakmem_pca(self, dataset, svd_solver):
+        def peakmem_pca(self, dataset, layout, dtype, svd_solver):
             run_pca(self.adata, solver=svd_solver)
 
         def teardown(self, *params):
@@ -208,7 +208,7 @@ if GRID is not None:
         """dataset x layout x svd_solver x scheduler (where the baseline runs)."""
 
         check: str
-        param_names = ["dataset", "layout", "svd_solver", "scheduler"]
+        param_names = list(dask_stability.CONFIG_PARAMS)
         params = [*PARAMS, STABILITY_SCHEDULERS]
         unit = UNIT
         timeout = 1200

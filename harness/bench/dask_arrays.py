@@ -353,8 +353,9 @@ def run(
         with session.active():
             result = run_pca(adata, solver=solver, random_state=random_state)
     except (KilledWorker, CommClosedError) as err:
+        first = str(err).split(". ")[0]  # distributed appends a paragraph of advice
         raise WorkerDied(
-            f"a dask worker died during the PCA ({type(err).__name__}: {err})"
+            f"a dask worker died during the PCA ({type(err).__name__}: {first})"
         ) from None
     if gone := before - session.workers():
         raise WorkerDied(f"dask worker(s) {', '.join(sorted(gone))} left during the PCA")

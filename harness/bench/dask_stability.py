@@ -69,6 +69,8 @@ CHECK_INFO: tuple[Check, ...] = (
 )
 CHECKS: tuple[str, ...] = tuple(c.name for c in CHECK_INFO)
 STABILITY_SCHEDULERS = tuple(BASE_SHAPE)
+#: A configuration's parameters, in the benchmarks' order.
+CONFIG_PARAMS = ("dataset", "layout", "dtype", "svd_solver", "scheduler")
 
 
 class Skip(Exception):
@@ -85,6 +87,7 @@ class DaskConfig:
 
     dataset: str
     layout: str
+    dtype: str
     svd_solver: str
     scheduler: str
 
@@ -175,7 +178,7 @@ def not_applicable(check: str, config: DaskConfig) -> str | None:
 
 def _cache_path(config: DaskConfig, run: Run) -> Path:
     sha = (scale_data.meta(scale_data.ensure(config.dataset)) or {}).get("sha256", "unknown")
-    name = f"{sha[:16]}-{config.layout}-{config.svd_solver}-{run.tag()}"
+    name = f"{sha[:16]}-{config.layout}-{config.dtype}-{config.svd_solver}-{run.tag()}"
     return stability.cache_folder() / "dask" / f"{name}.npz"
 
 
@@ -351,7 +354,7 @@ def summarize(check: str, config: DaskConfig, raw: list[PCAResult]) -> dict[str,
     """The track_ value and record of one check, in :func:`harness.bench.stability.evaluate`'s
     shape (the precision bound is the least precise of the input, float32, and the outputs)."""
     metrics.DISK_CACHE = stability.cache_folder() / "downstream"
-    dtypes = [np.dtype("float32")] + [r.loadings.dtype for r in raw]
+    dtypes = [np.dtype(config.dtype)] + [r.loadings.dtype for r in raw]
     u = float(np.finfo(metrics.least_precise(dtypes)).eps) / 2
     results = stability._with_common_dtype(raw)
     downstream = results[0].embedding.shape[0] <= DOWNSTREAM_MAX_CELLS

@@ -48,6 +48,8 @@ DISK_CHUNK = 1 << 20
 #: Elements read at a time when the store is hashed.
 HASH_BLOCK = 1 << 24
 ATTR = "harness"
+#: The stores hold float32 values, as the in-memory suite's cached datasets do.
+DTYPE = "float32"
 GENERATOR = "negative_binomial_chunks, then normalize_total(1e4) and log1p per chunk, float32 CSR"
 
 
@@ -248,7 +250,7 @@ def describe(name: str) -> dict[str, Any]:
     return {
         "dataset": name,
         "layout": "zarr",
-        "dtype": "float32",
+        "dtype": DTYPE,
         "shape": [m.get("n_obs"), m.get("n_vars")],
         "nnz": m.get("nnz"),
         "sha256": m.get("sha256"),
