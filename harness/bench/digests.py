@@ -40,10 +40,9 @@ from harness.analysis import metrics, rounding
 from harness.analysis.metrics import sha256_array
 from harness.bench import store
 from harness.bench.pca import PCAResult
-from harness.vocabulary import CONFIG_KEYS, HARNESS_DIR
+from harness.vocabulary import ANCHORS_DIR, CONFIG_KEYS, HARNESS_DIR
 
 N_CELLS = 500
-ANCHORS = "anchors"
 #: Format of the digests written now; 1 (no ``format`` in the metadata) kept 12 x 12 float64
 #: rows and is still read.
 FORMAT = 2
@@ -162,7 +161,7 @@ def _anchor_path(path: Path, name: str, arr: np.ndarray) -> Path:
     """``<machine>/harness/anchors/<config>-<name>-<dtype>-<shape>.npy`` for a digest at
     ``<machine>/harness/<run>/artifacts/<config>.npz``."""
     shape = "x".join(str(n) for n in arr.shape)
-    return path.parents[2] / ANCHORS / f"{path.stem}-{name}-{arr.dtype.name}-{shape}.npy"
+    return path.parents[2] / ANCHORS_DIR / f"{path.stem}-{name}-{arr.dtype.name}-{shape}.npy"
 
 
 def _anchor_for(path: Path, name: str, arr: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ from harness.bench import fingerprint
 from harness.errors import HarnessError
 from harness.results.problems import Warn, default_warn, relpath, subfolders
 from harness.vocabulary import (
+    ANCHORS_DIR,
     CONFIG_KEYS,
     HARNESS_DIR,
     RECORD_PARAMS,
@@ -264,12 +265,13 @@ def fingerprint_columns(fp: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def iter_run_folders(root: Path, warn: Warn | None = None) -> Iterable[Path]:
-    """Every results/<machine>/harness/<run>/ folder; folders that cannot be listed are reported."""
+    """Every results/<machine>/harness/<run>/ folder (not the study's pin nor the digests'
+    anchors); folders that cannot be listed are reported."""
     sink = warn or (lambda line: None)
     for machine in subfolders(root, root, sink):
         h = machine / HARNESS_DIR
         if h.is_dir():
-            yield from subfolders(h, root, sink)
+            yield from (f for f in subfolders(h, root, sink) if f.name not in NOT_RUNS)
 
 
 def run_key(fp: dict[str, Any]) -> tuple[str, str, str]:
@@ -411,6 +413,9 @@ def read_study_pin(results_dir: Path, machine: str) -> str | None:
 
 
 # --- records -----------------------------------------------------------------------------------
+
+#: Folders beside the run folders under <machine>/harness/.
+NOT_RUNS = (STUDY_DIR, ANCHORS_DIR)
 
 #: Fields of a record's comparison that become columns of :func:`load_records`.
 RECORD_METRICS = (
