@@ -29,7 +29,7 @@ import signal
 import subprocess
 import sys
 from collections import defaultdict
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +69,6 @@ CHECK_INFO: tuple[Check, ...] = (
 )
 CHECKS: tuple[str, ...] = tuple(c.name for c in CHECK_INFO)
 STABILITY_SCHEDULERS = tuple(BASE_SHAPE)
-#: A configuration's parameters, in the benchmarks' order.
-CONFIG_PARAMS = ("dataset", "layout", "dtype", "svd_solver", "scheduler")
 
 
 class Skip(Exception):
@@ -82,20 +80,15 @@ class Failed(Exception):
 
 
 @dataclass(frozen=True)
-class DaskConfig:
-    """One parameter combination of the dask stability suite."""
+class DaskConfig(stability.Config):
+    """One parameter combination of the dask stability suite: the in-memory suite's, and the
+    scheduler its baseline runs on."""
 
-    dataset: str
-    layout: str
-    dtype: str
-    svd_solver: str
     scheduler: str
 
-    def params(self) -> dict[str, str]:
-        return asdict(self)
 
-    def unsupported(self) -> str | None:
-        return support.unsupported_reason(self.svd_solver, self.layout)
+#: A configuration's parameters, in the benchmarks' order.
+CONFIG_PARAMS: tuple[str, ...] = tuple(f.name for f in fields(DaskConfig))
 
 
 @dataclass(frozen=True)
