@@ -133,3 +133,5 @@ def test_anchor_is_the_first_writer_and_stays(case, tmp_path):
     d = _save_load(tmp_path, _digest(problem, runs["t2"], "arpack", "e2"), "e2")
     assert anchor.read_bytes() == before
     assert np.array_equal(d.sample.loadings, runs["t2"].loadings)
+    # Nothing but the anchors themselves is left beside them (no temporary or link source).
+    assert all(p.suffix == ".npy" and not p.name.startswith(".") for p in anchor.parent.iterdir())

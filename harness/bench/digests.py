@@ -27,6 +27,7 @@ import io as stdio
 import json
 import math
 import os
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -170,11 +171,15 @@ def _anchor_for(path: Path, name: str, arr: np.ndarray) -> np.ndarray:
     apath = _anchor_path(path, name, arr)
     if not apath.exists():
         apath.parent.mkdir(parents=True, exist_ok=True)
-        with io.atomic_path(apath.with_suffix(".new")) as tmp:
-            with open(tmp, "wb") as fh:  # np.save on a path would append ".npy" to its name
+        fd, tmp = tempfile.mkstemp(prefix=f".{apath.name}.", suffix=".tmp", dir=apath.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:  # np.save on a path would append ".npy" to it
                 np.save(fh, arr, allow_pickle=False)
+            os.chmod(tmp, 0o644)
             with contextlib.suppress(FileExistsError):
                 os.link(tmp, apath)
+        finally:
+            os.unlink(tmp)
     return _read_anchor(apath, arr.dtype, arr.shape)
 
 
