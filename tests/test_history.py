@@ -127,11 +127,10 @@ def _edit(repo: Path, what: str, n: int) -> None:
         pca.write_text(text)
 
 
-@pytest.fixture(scope="session")
-def planted(tmp_path_factory) -> dict[str, object]:
-    """The planted repository: commit hashes by name, its path, the raising side branch."""
-    repo = tmp_path_factory.mktemp("planted") / "scanpy"
-    staging = repo.parent / "sdist"
+def make_planted(folder: Path) -> dict[str, object]:
+    """Build the planted repository in ``folder``: its path and commit hashes by name."""
+    repo = folder / "scanpy"
+    staging = folder / "sdist"
     with tarfile.open(_sdist()) as tar:
         tar.extractall(staging, filter="data")
     (top,) = staging.iterdir()
@@ -156,6 +155,12 @@ def planted(tmp_path_factory) -> dict[str, object]:
     shas["raises"] = _git(repo, "rev-parse", "HEAD")
     _git(repo, "checkout", "-q", "main")
     return {"repo": repo, "shas": shas}
+
+
+@pytest.fixture(scope="session")
+def planted(tmp_path_factory) -> dict[str, object]:
+    """The planted repository: commit hashes by name, its path, the raising side branch."""
+    return make_planted(tmp_path_factory.mktemp("planted"))
 
 
 @pytest.fixture(scope="session")
@@ -333,6 +338,13 @@ def test_bisect_finds_every_change_point(n, data):
     for c in out.changes:
         assert all(j in broken for j in range(c.before + 1, c.after))
     assert len(calls) <= (k + 1) * math.log2(n) + k + 2 + 2 * len(broken)
+
+
+def test_gate_default_fails_on_any_bit_change():
+    from harness.history.arguments import GATE_FAIL_ON
+    from harness.history.changes import BIT_KINDS
+
+    assert GATE_FAIL_ON == BIT_KINDS[0]
 
 
 def test_source_keys_ignore_what_does_not_build(planted):

@@ -50,10 +50,15 @@ def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-def cli_history(args: argparse.Namespace) -> int:
-    repo = Repo(args.repo)
-    plan = plan_of(args, args.runtime_factor)
+def _setup(args: argparse.Namespace, repo: str, factor: float | None) -> tuple[Repo, Plan]:
+    """The clone and the plan, or HarnessError (exit 2) before any work."""
+    plan = plan_of(args, factor)
     check_python(args.python)
+    return Repo(repo), plan
+
+
+def cli_history(args: argparse.Namespace) -> int:
+    repo, plan = _setup(args, args.repo, args.runtime_factor)
     history = History(
         repo,
         args.range,
@@ -78,9 +83,7 @@ def cli_gate(args: argparse.Namespace) -> int:
         raise HarnessError(
             f"--fail-on {args.fail_on!r}: expected one of {', '.join(gates.FAIL_ON)}"
         )
-    repo = Repo(args.repo or default_repo())
-    plan = plan_of(args, None)
-    check_python(args.python)
+    repo, plan = _setup(args, args.repo or default_repo(), None)
     verdict = gates.gate(
         repo,
         args.base,

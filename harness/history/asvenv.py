@@ -173,6 +173,11 @@ class ScanpyEnv:
                 f"{self.env._path}: another history or gate is using this environment"
             ) from None
 
+    def unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file releases the flock
+            self._lock = None
+
     def create(self) -> float:
         """Create the environment if asv has not (seconds taken; 0 when it existed)."""
         t0 = time.perf_counter()

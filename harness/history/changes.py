@@ -4,6 +4,8 @@
 classification can be switched (to harness.bench.digests' judge over full digests) in one spot.
 Kinds, from the calibrated verdicts of :mod:`harness.analysis.rounding`:
 
+``variance ratio only``  X_pca, the loadings and the variances bitwise; only the explained
+                     variance ratio moved (the total variance was summed another way);
 ``sign only``        every component identical once its sign is flipped, the variance bitwise;
 ``within rounding``  every component within what rounding explains (its worst verdict within
                      rounding, or explained by a near-degenerate spectrum);
@@ -33,12 +35,13 @@ from harness.analysis.compare import asv_decider
 from harness.bench import verdicts
 from harness.bench.pca import PCAResult
 
+RATIO_ONLY = "variance ratio only"
 SIGN_ONLY = "sign only"
 WITHIN = "within rounding"
 UNDETERMINED = "undetermined"
 BEYOND = "beyond rounding"
 #: Bit-change kinds, mildest first (a history's summary takes the worst).
-BIT_KINDS = (SIGN_ONLY, WITHIN, UNDETERMINED, BEYOND)
+BIT_KINDS = (RATIO_ONLY, SIGN_ONLY, WITHIN, UNDETERMINED, BEYOND)
 
 
 @dataclass(frozen=True)
@@ -133,12 +136,14 @@ def _judged(config: tuple[str, ...], a: Blob, b: Blob, problem_of: ProblemOf) ->
         return BitChange(BEYOND, detail=f"loadings {a.loadings.shape} -> {b.loadings.shape}")
     same: list[str | None] = []
     for ca, cb, cb_neg in zip(a.col_sha, b.col_sha, b.col_sha_neg, strict=True):
-        same.append("bitwise" if ca == cb else rounding.VERDICTS[1] if ca == cb_neg else None)
-    flipped = same.count(rounding.VERDICTS[1])
+        same.append("bitwise" if ca == cb else SIGN_ONLY if ca == cb_neg else None)
+    flipped = same.count(SIGN_ONLY)
     outs = verdicts.outputs(a.sample(), b.sample())
     size = {k: v["max_rel_diff"] for k, v in outs.items() if v["max_rel_diff"] > 0}
     if all(same) and not size:
-        return BitChange(SIGN_ONLY, flipped=flipped)
+        ratio = _rel(a.variance_ratio, b.variance_ratio)
+        extra = {"variance_ratio": ratio} if ratio > 0 else {}
+        return BitChange(SIGN_ONLY if flipped else RATIO_ONLY, size=extra, flipped=flipped)
     problem = problem_of(dataset, layout, dtype)
     side_a = verdicts.side(solver, layout, [dtype, a.loadings.dtype], a.loadings)
     side_b = verdicts.side(solver, layout, [dtype, b.loadings.dtype], b.loadings)
@@ -160,6 +165,13 @@ def _judged(config: tuple[str, ...], a: Blob, b: Blob, problem_of: ProblemOf) ->
         else WITHIN
     )
     return BitChange(kind, size=size, counts=j.counts(), flipped=flipped)
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| / max |a| (0 when bitwise equal)."""
+    diff = float(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)).max(initial=0.0))
+    scale = float(np.abs(np.asarray(a, np.float64)).max(initial=0.0))
+    return 0.0 if diff == 0 else diff / scale if scale > 0 else math.inf
 
 
 # --- runtime ----------------------------------------------------------------------------------

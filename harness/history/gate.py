@@ -91,7 +91,10 @@ def gate(
         log=log,
     )
     prober.start()
-    sources = [prober.source(c, repo.source_key(c.sha)) for c in commits]
+    try:
+        sources = [prober.source(c, repo.source_key(c.sha)) for c in commits]
+    finally:
+        prober.env.unlock()
     for src, name in zip(sources, (base, head), strict=True):
         _usable(src, name)
     diff = differences(sources[0], sources[1], plan.configs(), factor)

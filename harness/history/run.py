@@ -34,7 +34,7 @@ from harness.history import changes
 from harness.history.asvenv import ScanpyEnv
 from harness.history.bisect import ChangePoint, bisect
 from harness.history.git import Commit, Repo
-from harness.history.store import Source, Store, blob_dir, config_of, env_id
+from harness.history.store import Source, Store, blob_dir, config_of, env_id, run_name
 
 #: A probe (every configuration of one commit) that runs longer is stopped and recorded.
 PROBE_TIMEOUT = 3600.0
@@ -53,7 +53,7 @@ class Plan:
     samples: int = 3
     threads: int = 1
     #: A runtime change needs asv's significance and at least this ratio (None: bits only).
-    runtime_factor: float | None = 1.5
+    runtime_factor: float | None = None
 
     def configs(self) -> list[tuple[str, ...]]:
         return [
@@ -83,6 +83,11 @@ class Unit:
     start: int  # index into the range's commits
     stop: int  # exclusive
     key: str
+
+
+def target(n: int, k: int) -> float:
+    """(k + 1) log2(N) + k: the evaluations issue #12 allows for N units and k change points."""
+    return (k + 1) * math.log2(max(n, 2)) + k
 
 
 def units_of(keys: list[str]) -> list[Unit]:
@@ -120,9 +125,7 @@ class HistoryResult:
 
     @property
     def bound(self) -> float:
-        """(k + 1) log2(N) + k, the issue's target for N units and k change points."""
-        n, k = len(self.units), len(self.changes)
-        return (k + 1) * math.log2(max(n, 2)) + k
+        return target(len(self.units), len(self.changes))
 
 
 class Interrupted(Exception):
@@ -193,6 +196,7 @@ class Prober:
         self.counters.installed += 1
         self.counters.built += int(inst.built)
         build = {"seconds": round(inst.seconds, 2), "built": inst.built}
+        spent = round(inst.seconds + (old.build.get("seconds_total", 0.0) if old else 0.0), 2)
         if not inst.ok:
             self.log(f"history: {label}: failed to {inst.stage}: {inst.reason[:200]}")
             return Source(key, commit.sha, f"failed to {inst.stage}", inst.reason, build=build)
@@ -203,7 +207,11 @@ class Prober:
             self.log(f"history: {label}: {status}: {reason[:200]}")
             return Source(key, commit.sha, status, reason, build=build, probe=probe)
         src = old or Source(key, commit.sha, "ok", build=build)
+        # The first build is the one reported; every install and probe adds to the totals.
+        src.build["seconds_total"] = spent
+        wall_total = round(src.probe.get("wall_total", 0.0) + probe["wall"], 2)
         src.probe = {**src.probe, **probe, "configs": len(src.rows) + len(rows)}
+        src.probe["wall_total"] = wall_total
         for row in rows:
             src.rows[config_of(row)] = row
         return src
@@ -273,6 +281,7 @@ class History:
             log=log,
         )
         self.store = self.prober.store
+        self.run_name = run_name(spec, plan.datasets)
         self.counters = self.prober.counters
         self.sources: dict[int, Source] = {}
 
@@ -295,6 +304,8 @@ class History:
                 return self._run()
             except KeyboardInterrupt:
                 raise Interrupted(self._interrupted()) from None
+            finally:
+                self.prober.env.unlock()
 
     def _run(self) -> HistoryResult:
         self.prober.start()
@@ -316,7 +327,7 @@ class History:
                 started,
                 "partial",
             )
-            self.store.save_run(self.spec, records)
+            self.store.save_run(self.run_name, records)
 
         outcome = bisect(len(self.units), self.evaluate, self.differs, progress)
         wall = time.perf_counter() - t0
@@ -336,7 +347,7 @@ class History:
             sources=self.sources,
         )
         result.run_path = self.store.save_run(
-            self.spec,
+            self.run_name,
             self._run_records(found, skipped, len(outcome.evaluated), wall, started, "complete"),
         )
         return result
@@ -404,6 +415,7 @@ class History:
                 "status": s.status,
                 "build": s.build,
                 "probe_wall": s.probe.get("wall"),
+                "probe_wall_total": s.probe.get("wall_total", s.probe.get("wall")),
             }
             for u, s in sorted(self.sources.items())
         ]
@@ -426,7 +438,7 @@ class History:
             "built_this_run": self.counters.built,
             "probed_this_run": self.counters.probed,
             "reused": self.counters.reused,
-            "bound": round((k + 1) * math.log2(max(n, 2)) + k, 1),
+            "bound": round(target(n, k), 1),
             "probed": probed,
         }
         return [head, *found, *skipped]
@@ -527,9 +539,16 @@ def _now() -> str:
 
 
 def check_python(python: str | None) -> None:
-    """HarnessError (exit 2) for a --python asv cannot find."""
-    if python and not any(
-        os.access(Path(d) / f"python{python}", os.X_OK)
-        for d in os.environ.get("PATH", "").split(os.pathsep)
-    ):
-        raise HarnessError(f"--python {python}: no python{python} on PATH")
+    """HarnessError (exit 2) for a --python asv cannot run (missing, or a pyenv shim that
+    refuses: set PYENV_VERSION to include it)."""
+    if not python:
+        return
+    try:
+        done = subprocess.run(
+            [f"python{python}", "-c", "pass"], capture_output=True, text=True, timeout=60
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise HarnessError(f"--python {python}: python{python} does not run ({err})") from None
+    if done.returncode != 0:
+        first = (done.stderr.strip().splitlines() or ["failed"])[0]
+        raise HarnessError(f"--python {python}: python{python} does not run: {first}")

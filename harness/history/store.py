@@ -7,7 +7,7 @@ Layout (every file JSON Lines, written atomically; asv reads ``*.json`` below re
         sources/<key>.jsonl         one per distinct source (git.Repo.source_key): a header
                                     (the commit probed, its build) and one row per configuration,
                                     or the failure that made the commit unusable
-        runs/<range>.jsonl          one history over a range: commits, change points, builds, time
+        runs/<range>--<datasets>.jsonl   one history: commits, change points, builds, time
 
 Blobs of PCA outputs (harness.history.probe) live in the cache, not here: results/ stays small.
 """
@@ -37,8 +37,10 @@ def key_name(source_key: str) -> str:
     return hashlib.sha256(source_key.encode()).hexdigest()[:16]
 
 
-def range_name(spec: str) -> str:
-    return _SAFE.sub("_", spec.replace("..", "__"))[:120]
+def run_name(spec: str, datasets: tuple[str, ...] | list[str]) -> str:
+    """A history's file name: its range and datasets (histories over more datasets are kept
+    beside those over fewer, so an unfinished larger one never hides a finished smaller one)."""
+    return _SAFE.sub("_", f"{spec.replace('..', '__')}--{'+'.join(datasets)}")[:160]
 
 
 def blob_dir() -> Path:
@@ -81,6 +83,22 @@ def config_of(row: dict[str, Any]) -> tuple[str, ...]:
     return tuple(str(row[k]) for k in CONFIG_FIELDS)
 
 
+def _source(rows: list[dict[str, Any]]) -> Source:
+    """A stored source from its file's records (the header, then one row per configuration)."""
+    head = rows[0]
+    src = Source(
+        key=head["key"],
+        commit=head["commit"],
+        status=head["status"],
+        reason=head.get("reason", ""),
+        build=head.get("build", {}),
+        probe=head.get("probe", {}),
+    )
+    for row in rows[1:]:
+        src.rows[config_of(row)] = row
+    return src
+
+
 class Store:
     """The results of one environment's histories (see the module docstring)."""
 
@@ -92,21 +110,7 @@ class Store:
 
     def load_source(self, key: str) -> Source | None:
         path = self._source_path(key)
-        if not path.exists():
-            return None
-        rows = io.read_jsonl(path)
-        head = rows[0]
-        src = Source(
-            key=head["key"],
-            commit=head["commit"],
-            status=head["status"],
-            reason=head.get("reason", ""),
-            build=head.get("build", {}),
-            probe=head.get("probe", {}),
-        )
-        for row in rows[1:]:
-            src.rows[config_of(row)] = row
-        return src
+        return _source(io.read_jsonl(path)) if path.exists() else None
 
     def save_source(self, src: Source) -> None:
         rows = [src.header(), *(src.rows[c] for c in sorted(src.rows))]
@@ -121,8 +125,8 @@ class Store:
         path = self.root / "env.jsonl"
         return io.read_jsonl(path)[0] if path.exists() else {}
 
-    def save_run(self, spec: str, records: list[dict[str, Any]]) -> Path:
-        path = self.root / "runs" / f"{range_name(spec)}.jsonl"
+    def save_run(self, name: str, records: list[dict[str, Any]]) -> Path:
+        path = self.root / "runs" / f"{name}.jsonl"
         io.write_jsonl(path, records)
         return path
 
@@ -132,10 +136,5 @@ class Store:
 
     def sources(self) -> list[Source]:
         folder = self.root / "sources"
-        out = []
-        for path in sorted(folder.glob("*.jsonl")) if folder.is_dir() else []:
-            head = io.read_jsonl(path)[0]
-            src = self.load_source(head["key"])
-            if src is not None:
-                out.append(src)
-        return out
+        paths = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+        return [_source(io.read_jsonl(p)) for p in paths]

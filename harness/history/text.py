@@ -17,17 +17,20 @@ def config_text(c: dict[str, Any]) -> str:
     return f"{c['dataset']} {c['layout']} {c['dtype']} {c['svd_solver']}"
 
 
-def change_text(c: dict[str, Any]) -> str:
-    """One configuration's change: the kind of its bit change and its size, the runtime ratio."""
+def change_text(c: dict[str, Any], markdown: bool = False) -> str:
+    """One configuration's change: the kind of its bit change (per-component verdict counts,
+    size, flipped components, the error), and the runtime ratio; ``markdown`` quotes the error."""
     parts = []
     if bits := c.get("bits"):
         text = bits["kind"]
+        if counts := bits.get("counts"):
+            text += " (" + ", ".join(f"{n} {v}" for v, n in counts.items()) + ")"
         if size := bits.get("size"):
-            text += " (max rel. change " + ", ".join(f"{k} {v:.2g}" for k, v in size.items()) + ")"
+            text += "; max rel. change " + ", ".join(f"{k} {v:.2g}" for k, v in size.items())
         if bits.get("flipped"):
             text += f", {bits['flipped']} PCs flipped"
-        if bits.get("detail"):
-            text += f": {bits['detail'][:160]}"
+        if detail := bits.get("detail"):
+            text += f": `{detail[:200].replace('|', '/')}`" if markdown else f": {detail[:160]}"
         parts.append(text)
     if rt := c.get("runtime"):
         parts.append(

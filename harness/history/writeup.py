@@ -14,7 +14,7 @@ from harness import io
 from harness.errors import HarnessError
 from harness.history.changes import BIT_KINDS
 from harness.history.store import Store
-from harness.history.text import REVERT_NOTE
+from harness.history.text import REVERT_NOTE, change_text
 
 REPO_URL = "https://github.com/scverse/scanpy"
 
@@ -90,9 +90,9 @@ def run_section(run: list[dict[str, Any]]) -> list[str]:
     ]
     if status != "complete":
         lines += [
-            f"**Partial**: the history stopped before it finished ({head.get('note', '')}). "
-            "The change points below are those isolated so far; resume with the command at "
-            "the end of this file.",
+            f"**Partial**: this history has not finished ({head['evaluated']} of "
+            f"{head['units']} sources evaluated so far). The change points below are those "
+            "isolated so far; `make history` (or the command under Reproduce) resumes it.",
             "",
         ]
     lines += _cost(head)
@@ -115,7 +115,7 @@ def run_section(run: list[dict[str, Any]]) -> list[str]:
             lines.append(f"{i}. {_link(c['commit']['sha'])} {_md(c['commit']['subject'])}:")
             by_kind: dict[str, list[str]] = defaultdict(list)
             for x in c["configs"]:
-                by_kind[_detail(x)].append(_cfg(x))
+                by_kind[change_text(x, markdown=True)].append(_cfg(x))
             for kind, cfgs in sorted(by_kind.items()):
                 lines.append(f"   - {kind}: {', '.join(sorted(cfgs))}")
         lines.append("")
@@ -132,24 +132,6 @@ def run_section(run: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _detail(x: dict[str, Any]) -> str:
-    parts = []
-    if bits := x.get("bits"):
-        text = bits["kind"]
-        if counts := bits.get("counts"):
-            text += " (" + ", ".join(f"{n} {v}" for v, n in counts.items()) + ")"
-        if size := bits.get("size"):
-            text += "; max rel. change " + ", ".join(f"{k} {v:.2g}" for k, v in size.items())
-        if bits.get("detail"):
-            text += f": `{_md(bits['detail'][:200])}`"
-        parts.append(text)
-    if rt := x.get("runtime"):
-        parts.append(
-            f"{rt['kind']} {rt['ratio']:.2f}x ({rt['before']:.3g} s -> {rt['after']:.3g} s)"
-        )
-    return "; ".join(parts)
-
-
 def _cost(head: dict[str, Any]) -> list[str]:
     probed = head.get("probed", [])
     builds = [p["build"]["seconds"] for p in probed if p.get("build", {}).get("built")]
@@ -162,9 +144,12 @@ def _cost(head: dict[str, Any]) -> list[str]:
         )
     if probes:
         text += f"; PCA checks median {statistics.median(probes):.0f} s per commit"
+    spent = sum(p["build"].get("seconds_total", p["build"].get("seconds", 0.0)) for p in probed)
+    spent += sum(p.get("probe_wall_total") or p.get("probe_wall") or 0.0 for p in probed)
     text += (
-        f"; target (k+1)*log2(N)+k = {head['bound']:.1f} evaluations; wall time of the last "
-        f"run {_seconds(head['wall'])} (started {head['started']}, nice 10 beside other jobs)."
+        f"; target (k+1)*log2(N)+k = {head['bound']:.1f} evaluations. Builds, installs and "
+        f"checks took {_seconds(spent)} in all (nice 10, beside the study and other jobs on 2 "
+        f"cores); the last run, from stored results where it could, {_seconds(head['wall'])}."
     )
     return [text, ""]
 
@@ -182,6 +167,7 @@ def writeup(root: Path) -> str:
             sections += run_section(run)
     if not sections:
         raise HarnessError(f"{root}: no stored history (run `python -m harness history` first)")
+    sections += _reproduce(root)
     intro = [
         "# PCA's numerical history in scanpy's own commits",
         "",
@@ -189,13 +175,35 @@ def writeup(root: Path) -> str:
         "comes from them). Each history finds every first-parent commit of a range where PCA's "
         "output changes, per configuration, by recursive bisection of the segments whose ends "
         "differ; each change is classified by the calibrated verdicts of "
-        "`harness.analysis.rounding` (sign only / within rounding / undetermined / beyond "
-        "rounding) with its size (largest relative change per output, signs aligned; X_pca over "
-        "500 evenly spaced cells). Runtime changes need asv compare's significance test and the "
+        "`harness.analysis.rounding` (variance ratio only / sign only / within rounding / "
+        "undetermined / beyond rounding) with its size (largest relative change per output, signs "
+        "aligned; X_pca over 500 evenly spaced cells). Runtime changes need asv compare's test and the "
         "factor. " + REVERT_NOTE.removeprefix("note: ").capitalize() + ".",
         "",
     ]
     return "\n".join(intro + sections) + "\n"
+
+
+def command_of(head: dict[str, Any], root: Path) -> str:
+    """The command that ran (and resumes) a history, from its record."""
+    plan = head["plan"]
+    args = [f"python -m harness history $SCANPY_REPO {head['spec']}"]
+    if head.get("python"):
+        args.append(f"--python {head['python']}")
+    args.append(f"--datasets {','.join(plan['datasets'])}")
+    args.append(f"--runtime-factor {plan.get('runtime_factor') or 0:g}")
+    args.append(f"--results {root}")
+    return " ".join(args)
+
+
+def _reproduce(root: Path) -> list[str]:
+    lines = ["## Reproduce", "", "Each history above, resumable (stored results are reused):", ""]
+    lines.append("```sh")
+    for folder in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        for run in Store(folder.parent, folder.name).runs():
+            lines.append(command_of(run[0], root))
+    lines += [f"python -m harness history-writeup {root} --out {root}/README.md", "```", ""]
+    return lines
 
 
 def _env_line(env: dict[str, Any], versions: dict[str, Any] | None) -> str:
