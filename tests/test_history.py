@@ -26,11 +26,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness import io
 from harness.bench.datasets import SCANPY_SDIST, matrix
 from harness.bench.store import cache_dir
 from harness.cli import main
+from harness.history.arguments import GATE_FAIL_ON
 from harness.history.asvenv import ENV_DIR_VAR
 from harness.history.bisect import bisect
+from harness.history.changes import BIT_KINDS
 from harness.history.git import Repo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,8 +254,6 @@ def test_history_names_exactly_the_planted_commits(history_run, planted):
 
 
 def test_history_results_are_stored(history_run):
-    from harness import io
-
     runs = list(Path(history_run["results"]).glob("*/runs/*.jsonl"))
     assert len(runs) == 1
     records = io.read_jsonl(runs[0])
@@ -341,10 +342,7 @@ def test_bisect_finds_every_change_point(n, data):
 
 
 def test_gate_default_fails_on_any_bit_change():
-    from harness.history.arguments import GATE_FAIL_ON
-    from harness.history.changes import BIT_KINDS
-
-    assert GATE_FAIL_ON == BIT_KINDS[0]
+    assert BIT_KINDS[0] == GATE_FAIL_ON
 
 
 def test_source_keys_ignore_what_does_not_build(planted):
