@@ -83,6 +83,8 @@ if GRID is not None:
                 skip(reason)
             if reason := dask_arrays.shape_reason(scheduler, workers, GRID.shapes):
                 skip(reason)
+            if reason := dask_arrays.size_reason(dataset, layout, svd_solver):
+                skip(reason)
             try:
                 self.chunks = dask_arrays.chunk_shape(dataset)
                 x = dask_arrays.lazy_matrix(dataset, layout, self.chunks)

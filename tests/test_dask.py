@@ -347,3 +347,12 @@ def test_scaling_table_from_real_results(dask_smoke):
     assert "in-memory csr · covariance_eigh" in by_label
     text = render_scaling.scaling_markdown(table)
     assert "| dask-csr · covariance_eigh · local 2x1 |" in text and "time 4k" in text
+
+
+def test_dask_ml_on_a_matrix_too_large_for_this_machine_is_skipped(monkeypatch):
+    reason = dask_arrays.size_reason("scale_1m", "dask-dense", "randomized")
+    assert reason.startswith("scale_1m: dask-ml's svd_solver='randomized' would hold a 8.0 GB")
+    assert dask_arrays.size_reason("scale_1m", "dask-dense", "covariance_eigh") is None
+    assert dask_arrays.size_reason("scale_1m", "dask-csr", "covariance_eigh") is None
+    monkeypatch.setenv(dask_arrays.DASK_ML_LIMIT_ENV, "1e10")
+    assert dask_arrays.size_reason("scale_1m", "dask-dense", "randomized") is None

@@ -47,6 +47,8 @@ MEMORY_LIMIT_ENV = "HARNESS_DASK_MEMORY_LIMIT"
 #: Per LocalCluster worker: the nanny restarts a worker at 95% of it (a failed benchmark).
 DEFAULT_MEMORY_LIMIT = "6GiB"
 CONNECT_TIMEOUT_S = 3
+DASK_ML_LIMIT_ENV = "HARNESS_DASK_ML_LIMIT"
+DEFAULT_DASK_ML_LIMIT = 1e9
 #: The shape of a cluster, workers x threads per worker, as the benchmarks' parameter spells it.
 SHAPES = ("1x2", "2x1")
 
@@ -140,6 +142,24 @@ def lazy_matrix(dataset: str, layout: str, chunks: tuple[int, int]) -> da.Array:
 
 def _densify(block: sparse.spmatrix) -> np.ndarray:
     return block.toarray()
+
+
+def size_reason(dataset: str, layout: str, solver: str) -> str | None:
+    """Why this call is not run here: dask-ml's PCA (every dense dask solver but scanpy's
+    covariance_eigh) holds the centred dense matrix in memory (dask-ml#985; 2.4 GB peak at
+    100,000 x 2,000, a 0.8 GB matrix, here), so it runs up to $HARNESS_DASK_ML_LIMIT bytes of
+    dense matrix (default 1e9)."""
+    if layout != "dask-dense" or solver == "covariance_eigh":
+        return None
+    ds = scale_data.spec(dataset)
+    size = 4 * ds.n_obs * ds.n_vars
+    limit = float(os.environ.get(DASK_ML_LIMIT_ENV) or DEFAULT_DASK_ML_LIMIT)
+    if size <= limit:
+        return None
+    return (
+        f"{dataset}: dask-ml's svd_solver={solver!r} would hold a {size / 1e9:.1f} GB dense "
+        f"matrix (over {limit / 1e9:.1f} GB, {DASK_ML_LIMIT_ENV}; dask-ml#985)"
+    )
 
 
 def check_input(x: da.Array, layout: str, solver: str, random_state: object) -> None:

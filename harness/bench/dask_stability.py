@@ -143,7 +143,9 @@ def in_memory_bytes(config: DaskConfig) -> int:
 
 def not_applicable(check: str, config: DaskConfig) -> str | None:
     """Why ``check`` does not apply to ``config`` (None when it does)."""
-    if reason := config.unsupported():
+    if reason := config.unsupported() or dask_arrays.size_reason(
+        config.dataset, config.layout, config.svd_solver
+    ):
         return reason
     if check == "scheduler" and config.scheduler != "threaded":
         return "the scheduler check is taken under scheduler='threaded'"
