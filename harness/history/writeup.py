@@ -120,7 +120,12 @@ def run_section(run: list[dict[str, Any]]) -> list[str]:
                 lines.append(f"   - {kind}: {', '.join(sorted(cfgs))}")
         lines.append("")
     else:
-        lines += ["No change point: PCA's outputs agree at both ends of every segment.", ""]
+        lines += [
+            "No change point isolated yet."
+            if status != "complete"
+            else "No change point: PCA's outputs (and runtimes) agree at both ends of the range.",
+            "",
+        ]
     if skipped:
         lines += ["Commits that could not be measured (skipped, like `git bisect skip`):", ""]
         for s in skipped:
