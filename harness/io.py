@@ -109,8 +109,9 @@ def read_regular(path: str | os.PathLike[str], limit: int = MAX_SIDECAR_BYTES) -
         )
         if why:
             raise UnreadableError(path, why)
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            raw = fh.read(limit + 1)
+        raw = _read_all(fd, min(st.st_size, limit) + 1)  # +1: a file that grew meanwhile
+        if len(raw) > st.st_size:
+            raw += _read_all(fd, limit + 1 - len(raw))
     except OSError as err:
         raise UnreadableError(path, f"cannot read ({err.strerror or err})") from None
     finally:
@@ -118,6 +119,19 @@ def read_regular(path: str | os.PathLike[str], limit: int = MAX_SIDECAR_BYTES) -
     if len(raw) > limit:
         raise UnreadableError(path, f"larger than {limit:,} bytes")
     return raw
+
+
+def _read_all(fd: int, n: int) -> bytes:
+    """Up to ``n`` bytes from ``fd``, fewer only at its end (a read of the size ``fstat`` saw,
+    not of the limit: reading ``limit + 1`` bytes made every 20 kB read allocate the limit)."""
+    chunks, left = [], n
+    while left > 0:
+        chunk = os.read(fd, left)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

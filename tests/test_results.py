@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from harness.results import asvfiles, problems, runs
+from harness.results import problems, runs
 from harness.results import reader as results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -257,14 +256,6 @@ def test_empty_folder_gives_empty_frame(tmp_path):
     assert df.empty and "value" in df.columns and "fp_label" in df.columns
 
 
-def test_parallel_equals_serial(folder, monkeypatch):
-    monkeypatch.setenv("HARNESS_WORKERS", "2")
-    assert asvfiles.workers(4) == 2
-    parallel = results.scan(folder, warn=pytest.fail).frame
-    serial = results.scan(folder, warn=pytest.fail, parallel=False).frame
-    pd.testing.assert_frame_equal(parallel, serial)
-
-
 # --- bad input -------------------------------------------------------------------------------------
 
 
@@ -343,7 +334,7 @@ def test_result_length_mismatch_and_non_numeric(tmp_path):
 
 
 def test_missing_and_broken_fingerprint(copy):
-    runs = sorted((copy / "machine00" / "harness").iterdir())
+    runs = sorted(p for p in (copy / "machine00" / "harness").iterdir() if p.name != "anchors")
     (runs[0] / "fingerprint.jsonl").unlink()
     (runs[1] / "fingerprint.jsonl").write_bytes(b"\x00\x01 garbage")
     lines = []

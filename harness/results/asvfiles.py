@@ -5,29 +5,34 @@ into the DataFrame. Everything is checked here, once: a file that is not asv res
 whose parameters no longer fit, a grid larger than its results, a number no float holds, a
 parameter value that is not a plain scalar (kept as asv's text). Each problem is one line naming
 the file (and benchmark) and why; the rest of the folder still loads.
+
+Files are parsed with orjson, in this process (issue #14: no fork pool). asv writes skipped
+results as the bare token ``NaN``, which JSON (and orjson) does not allow: :func:`loads` quotes
+it first. A file orjson still refuses is parsed again by the standard library, which accepts
+``NaN`` and ``Infinity`` and says exactly what is wrong with a bad file.
 """
 
 from __future__ import annotations
 
 import ast
+import bisect
 import json
 import math
-import multiprocessing as mp
 import os
 import re
 import sys
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 
 from harness import io
 from harness.results import sidecars
 from harness.results.problems import Warn, relpath, subfolders
-from harness.vocabulary import HARNESS_DIR, usable_cores
+from harness.vocabulary import HARNESS_DIR
 
 API_VERSION = 2
 SKIP_FILES = frozenset({"machine.json", "benchmarks.json"})
@@ -43,6 +48,10 @@ _UNIT_BY_PREFIX = (
 )
 _NUMPY_SCALAR = re.compile(r"^np\.\w+\((.*)\)$", re.DOTALL)
 _NUMERIC = frozenset({float, int, type(None)})
+#: What :func:`loads` turns asv's bare ``NaN`` token into (JSON has no NaN).
+NAN_TEXT = "NaN"
+_NAN_TOKEN, _NAN_QUOTED = b"NaN", b'"NaN"'
+_NO_STATS = [None] * len(STATS)
 _MAX_FLOAT_INT = int(sys.float_info.max)
 _INT64 = 1 << 63
 #: The largest results file read: a grid of MAX_COMBINATIONS with every stat is about 200 MB.
@@ -83,9 +92,28 @@ def unit_for(benchmark: str, declared: str | None = None) -> str | None:
     return None
 
 
+def loads(raw: bytes) -> Any:
+    """JSON with asv's ``NaN`` tokens as the string :data:`NAN_TEXT`; ValueError when not JSON.
+
+    Quoting every ``NaN`` is exact: one inside a string would end that string early and leave a
+    bare ``NaN`` after it, which no JSON allows, so such a file fails here and is parsed by the
+    standard library instead (:func:`read_json`).
+    """
+    if b"Infinity" in raw:  # -Infinity would need its minus moved: the standard library reads it
+        raise ValueError("Infinity")
+    try:
+        return orjson.loads(raw.replace(_NAN_TOKEN, _NAN_QUOTED) if _NAN_TOKEN in raw else raw)
+    except orjson.JSONDecodeError as err:
+        raise ValueError(str(err)) from None
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Parse one JSON file; ValueError with a short reason for empty, binary or malformed files,
-    and for what is not a regular file (see :func:`harness.io.read_regular`)."""
+    and for what is not a regular file (see :func:`harness.io.read_regular`).
+
+    Numbers asv wrote as ``NaN`` come back as :data:`NAN_TEXT` from orjson, or as float NaN
+    from the standard library; every reader of numbers here takes both.
+    """
     try:
         raw = io.read_regular(path, MAX_RESULTS_BYTES)
     except io.UnreadableError as err:
@@ -94,6 +122,10 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise ValueError("empty file")
     if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ValueError("binary file, not JSON")
+    try:
+        return loads(raw)
+    except ValueError:
+        pass  # NaN in a string, Infinity, UTF-16, huge integers: the standard library decides
     try:
         return json.loads(raw)
     except UnicodeDecodeError:
@@ -261,15 +293,32 @@ class Part:
     problems: list[str] = field(default_factory=list)
     n_rows: int = 0
     fps: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    #: Per problem line, the item (relative name) it is about: a part splits by file.
+    problem_items: list[str] = field(default_factory=list)
+
+    def problem(self, item: str, line: str) -> None:
+        self.problems.append(line)
+        self.problem_items.append(item)
 
 
 @dataclass
 class _Pending:
-    """Values gathered while parsing, converted to arrays once at the end."""
+    """Values gathered while parsing, converted to arrays once at the end; and what every file
+    of a folder shares (its result columns, each benchmark's grid), worked out once."""
 
     values: list[Any] = field(default_factory=list)
     stats: list[list[Any]] = field(default_factory=lambda: [[] for _ in STATS])
     grids: dict[str, Any] = field(default_factory=dict)
+    columns: dict[tuple[str, ...], _Columns] = field(default_factory=dict)
+
+    def columns_of(self, columns: list[Any]) -> _Columns:
+        key = tuple(columns) if all(type(c) is str for c in columns) else None
+        cols = self.columns.get(key) if key is not None else None
+        if cols is None:
+            cols = _Columns.of(columns)
+            if key is not None:
+                self.columns[key] = cols
+        return cols
 
 
 def parse_files(
@@ -278,8 +327,7 @@ def parse_files(
     strict: bool = False,
     fp_root: str | None = None,
 ) -> Part:
-    """Parse (path, machine folder, relative name) files into a :class:`Part` (runs in a worker
-    process for large folders).
+    """Parse (path, machine folder, relative name) files into a :class:`Part`.
 
     Values are converted to float once per column; should that fail (a benchmark stored something
     that is not a number), the files are parsed again checking every benchmark (``strict``), so
@@ -291,11 +339,11 @@ def parse_files(
         try:
             data = read_json(file)
         except ValueError as err:
-            part.problems.append(f"{rel}: {err}; skipped")
+            part.problem(rel, f"{rel}: {err}; skipped")
             continue
         why = check_file(data)
         if why:
-            part.problems.append(f"{rel}: {why}; skipped")
+            part.problem(rel, f"{rel}: {why}; skipped")
             continue
         _parse_file(part, acc, data, rel, machine_dir, benches, strict)
         if fp_root is not None:
@@ -304,11 +352,12 @@ def parse_files(
                 fp_root, machine_dir, row["commit"], row["env_name"], fp_cache
             )
             if why:
-                part.problems.append(why)
+                part.problem(rel, why)
             if fp is not None:
                 part.fps[(row["machine"], row["commit"], row["env_name"])] = fp
     try:
         part.values = np.array(acc.values, dtype=float) if acc.values else np.empty(0)
+        part.failed = _failed_rows(acc.values, part.values)
         part.stats = (
             np.column_stack([np.array(c, dtype=float) for c in acc.stats]) if acc.stats[0] else None
         )
@@ -321,9 +370,18 @@ def parse_files(
     return part
 
 
+def _failed_rows(raw: list[Any], values: Any) -> list[int]:
+    """The rows asv stored as null (failed): among the NaN, those whose raw value is None."""
+    nan = np.flatnonzero(np.isnan(values)).tolist() if values.ndim == 1 else []
+    return [i for i in nan if raw[i] is None]
+
+
 def _numbers(values: list[Any]) -> bool:
-    """Whether a list holds only numbers a float holds, and nulls (what becomes a float column)."""
+    """Whether a list holds only numbers a float holds, nulls and :data:`NAN_TEXT` (what becomes
+    a float column)."""
     types = set(map(type, values))
+    if str in types and all(v == NAN_TEXT for v in values if type(v) is str):
+        types.discard(str)
     if not types <= _NUMERIC:
         return False
     return int not in types or all(type(v) is not int or abs(v) <= _MAX_FLOAT_INT for v in values)
@@ -342,7 +400,7 @@ class _Columns:
 
     @classmethod
     def of(cls, columns: list[Any]) -> _Columns:
-        pos = {c: i for i, c in enumerate(columns)}
+        pos = {c: i for i, c in enumerate(columns) if type(c) is str}  # (check_file saw the two)
         return cls(
             width=len(columns),
             result=pos["result"],
@@ -364,13 +422,13 @@ def _parse_file(
 ) -> None:
     file_index = len(part.files)
     part.files.append(file_row(data, rel, machine_dir))
-    cols = _Columns.of(data["result_columns"])
+    cols = acc.columns_of(data["result_columns"])
     results = data["results"]
     for bench in sorted(results):
         try:
             block = _block(results[bench], bench, cols, benches, acc.grids, strict)
         except ValueError as err:
-            part.problems.append(f"{rel}: benchmark {bench}: {err}; skipped")
+            part.problem(rel, f"{rel}: benchmark {bench}: {err}; skipped")
             continue
         _append(part, acc, file_index, bench, cols, *block)
 
@@ -436,7 +494,7 @@ def _param_names(n: int, info: BenchmarkInfo | None) -> tuple[str, ...] | None:
 def _stats_cols(row: list[Any], i_stats: tuple[int | None, ...], n: int, strict: bool) -> Any:
     """The six stats lists of one block, None when asv kept none; ValueError when malformed."""
     cols = [row[i] if i is not None else None for i in i_stats]
-    if cols.count(None) == len(cols):
+    if cols == _NO_STATS:
         return None
     for c in cols:
         if c is not None and not (isinstance(c, list) and len(c) == n):
@@ -465,87 +523,49 @@ def _append(
     part.block_len.append(n)
     part.block_grid.append(grid)
     i_version, i_started, i_duration = cols.meta
+    started = row[i_started] if i_started is not None else math.nan
+    duration = row[i_duration] if i_duration is not None else math.nan
     part.block_meta.append(
         (
             row[i_version] if i_version is not None else None,
-            sidecars.number(row[i_started]) if i_started is not None else math.nan,
-            sidecars.number(row[i_duration]) if i_duration is not None else math.nan,
+            started if type(started) is float else sidecars.number(started),
+            duration if type(duration) is float else sidecars.number(duration),
         )
     )
-    acc.values.extend(result)
-    if None in result:
-        part.failed.extend(start + j for j, v in enumerate(result) if v is None)
+    acc.values.extend(result)  # a null (failed) is found among the NaN once: _failed_rows
     if stat_cols is not None:
         part.stats_rows.append((start, n))
-        nones = [None] * n
+        nones = None
         for store, c in zip(acc.stats, stat_cols, strict=True):
-            store.extend(nones if c is None else c)
+            if c is None:
+                nones = nones or [None] * n
+                c = nones
+            store.extend(c)
     if cols.samples is not None:
         samples = row[cols.samples]
         if isinstance(samples, list) and len(samples) == n and samples.count(None) != n:
-            part.samples.append((start, samples))
+            part.samples.append((start, [_sample(x) for x in samples]))
     part.n_rows += n
 
 
-# --- reading large folders in parallel (issue #14 replaces this) --------------------------------
-
-#: Folders with fewer result files than this per worker process are read in this process.
-PARALLEL_MIN_FILES = 400
-
-
-def workers(n_files: int) -> int:
-    """Processes to read ``n_files`` with: $HARNESS_WORKERS, else one per core when the cores are
-    idle, else 1. Reading is CPU bound: on a busy machine more processes only add overhead."""
-    cpus = usable_cores()
-    forced = os.environ.get("HARNESS_WORKERS", "")
-    if forced.isdigit() and int(forced) > 0:
-        return min(int(forced), max(1, n_files))
-    if cpus < 2 or n_files < 2 * PARALLEL_MIN_FILES or _cpu_contended(cpus):
-        return 1
-    return max(1, min(cpus, 8, n_files // PARALLEL_MIN_FILES))
+def _sample(x: Any) -> Any:
+    """One benchmark's samples (a list of numbers) with :data:`NAN_TEXT` as float NaN."""
+    if isinstance(x, list):
+        return [math.nan if v == NAN_TEXT else v for v in x]
+    return x
 
 
-def _cpu_contended(cpus: int) -> bool:
-    """Whether runnable tasks wait for CPU (Linux pressure stall information, else load average)."""
-    try:
-        with open("/proc/pressure/cpu") as fh:
-            some = fh.readline().split()  # some avg10=12.34 avg60=... avg300=... total=...
-        return float(some[1].split("=")[1]) > 25.0
-    except (OSError, IndexError, ValueError):
-        pass
-    try:
-        return os.getloadavg()[0] > cpus - 0.5
-    except OSError:
-        return False
+# --- merging parts ------------------------------------------------------------------------------
 
 
-def parse_parallel(
-    items: list[tuple[str, str, str]],
-    benches: dict[str, BenchmarkInfo],
-    n_workers: int,
-    fp_root: str | None = None,
-) -> Part:
-    """:func:`parse_files` over contiguous chunks of ``items`` (this process takes the first)."""
-    if n_workers <= 1 or "fork" not in mp.get_all_start_methods():
-        return parse_files(items, benches, fp_root=fp_root)
-    size = math.ceil(len(items) / n_workers)
-    chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    try:
-        ctx = mp.get_context("fork")
-        with ProcessPoolExecutor(max_workers=len(chunks) - 1, mp_context=ctx) as pool:
-            futures = [pool.submit(parse_files, c, benches, False, fp_root) for c in chunks[1:]]
-            first = parse_files(chunks[0], benches, fp_root=fp_root)
-            return _merge([first, *(f.result() for f in futures)])
-    except (OSError, RuntimeError):  # no processes here (sandbox, limits): read serially
-        return parse_files(items, benches, fp_root=fp_root)
-
-
-def _merge(parts: list[Part]) -> Part:
+def merge(parts: list[Part]) -> Part:
+    """One part from several, in order (blocks, rows and file indices renumbered)."""
     out = Part()
     for part in parts:
         files, rows = len(out.files), out.n_rows
         out.files.extend(part.files)
         out.problems.extend(part.problems)
+        out.problem_items.extend(part.problem_items)
         out.block_file.extend(f + files for f in part.block_file)
         out.block_bench.extend(part.block_bench)
         out.block_len.extend(part.block_len)
@@ -556,7 +576,44 @@ def _merge(parts: list[Part]) -> Part:
         out.samples.extend((r + rows, s) for r, s in part.samples)
         out.fps.update(part.fps)
         out.n_rows += part.n_rows
-    out.values = np.concatenate([p.values for p in parts])
-    kept = [p.stats for p in parts if p.stats is not None]
+    out.values = np.concatenate([p.values for p in parts]) if parts else np.empty(0)
+    kept = [p.stats for p in parts if p.stats is not None and len(p.stats)]
     out.stats = np.vstack(kept) if kept else None
+    return out
+
+
+def split(part: Part) -> dict[str, Part]:
+    """Per item (relative name) the part its file contributed: its rows, blocks, fingerprint and
+    problems (only problems for a file that was skipped). :func:`merge` puts them back."""
+    out: dict[str, Part] = {}
+    lens = np.asarray(part.block_len, dtype=np.int64)
+    row_start = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    block_file = np.asarray(part.block_file, dtype=np.int64)
+    stats_starts = [s for s, _ in part.stats_rows]
+    stats_taken = np.concatenate([[0], np.cumsum([n for _, n in part.stats_rows])]).astype(int)
+    sample_starts = [s for s, _ in part.samples]
+    for f, row in enumerate(part.files):
+        b0, b1 = (int(x) for x in np.searchsorted(block_file, [f, f + 1]))
+        r0, r1 = int(row_start[b0]), int(row_start[b1])
+        s0, s1 = bisect.bisect_left(stats_starts, r0), bisect.bisect_left(stats_starts, r1)
+        m0, m1 = bisect.bisect_left(sample_starts, r0), bisect.bisect_left(sample_starts, r1)
+        f0, f1 = bisect.bisect_left(part.failed, r0), bisect.bisect_left(part.failed, r1)
+        key = (row["machine"], row["commit"], row["env_name"])
+        out[row["file"]] = Part(
+            files=[row],
+            block_file=[0] * (b1 - b0),
+            block_bench=part.block_bench[b0:b1],
+            block_len=part.block_len[b0:b1],
+            block_grid=part.block_grid[b0:b1],
+            block_meta=part.block_meta[b0:b1],
+            values=part.values[r0:r1],
+            failed=[r - r0 for r in part.failed[f0:f1]],
+            stats_rows=[(r - r0, n) for r, n in part.stats_rows[s0:s1]],
+            stats=None if part.stats is None else part.stats[stats_taken[s0] : stats_taken[s1]],
+            samples=[(r - r0, x) for r, x in part.samples[m0:m1]],
+            n_rows=r1 - r0,
+            fps={key: part.fps[key]} if key in part.fps else {},
+        )
+    for item, line in zip(part.problem_items, part.problems, strict=True):
+        out.setdefault(item, Part(values=np.empty(0))).problem(item, line)
     return out

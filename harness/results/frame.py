@@ -147,10 +147,11 @@ def _timestamps(ms: list[float], lens: Any, block_item: Any = None) -> Any:
     arr = np.asarray(ms, dtype=float)
     if block_item is not None:
         arr = arr[block_item]
-    ok = np.abs(np.nan_to_num(arr, nan=np.inf)) < _MAX_MS
+    ok = np.abs(arr) < _MAX_MS  # NaN is not
     ns = np.full(len(arr), np.iinfo(np.int64).min, dtype=np.int64)
     ns[ok] = (arr[ok] * 1e6).astype(np.int64)
-    return pd.DatetimeIndex(np.repeat(ns, lens).view("datetime64[ns]")).tz_localize("UTC")
+    # Localised per block, then repeated: localising millions of rows costs more than the rest.
+    return pd.DatetimeIndex(ns.view("datetime64[ns]")).tz_localize("UTC").repeat(lens)
 
 
 def build_frame(
@@ -182,27 +183,38 @@ def build_frame(
 
 
 def _param_columns(part: Part) -> dict[str, Any]:
-    """One typed column per benchmark parameter (missing where a benchmark lacks it)."""
+    """One typed column per benchmark parameter (missing where a benchmark lacks it).
+
+    Each distinct grid's codes are worked out once; the rows then take them through one index
+    (grid offset + position in the block), so millions of rows cost a few numpy gathers.
+    """
     params: dict[str, _ParamColumn] = {}
-    grid_codes: dict[int, dict[str, Any]] = {}
-    grids = []
-    for g in part.block_grid:
-        codes = grid_codes.get(id(g))
-        if codes is None:
-            codes = grid_codes[id(g)] = _grid_codes(g, params)
-        grids.append(codes)
-    gaps: dict[int, Any] = {}
+    grid_index: dict[int, int] = {}
+    grids: list[dict[str, Any]] = []
+    sizes: list[int] = []
+    block_grid = np.empty(len(part.block_grid), dtype=np.int64)
+    for b, (g, n) in enumerate(zip(part.block_grid, part.block_len, strict=True)):
+        gi = grid_index.get(id(g))
+        if gi is None:
+            gi = grid_index[id(g)] = len(grids)
+            grids.append(_grid_codes(g, params))
+            sizes.append(n)
+        block_grid[b] = gi
+    if not params:
+        return {}
+    lens = np.asarray(part.block_len, dtype=np.int64)
+    starts = np.cumsum(lens) - lens
+    row_block = np.repeat(np.arange(len(lens), dtype=np.int64), lens)
+    within = np.arange(int(lens.sum()), dtype=np.int64) - starts[row_block]
+    row_grid = block_grid[row_block]
+    grid_start = np.cumsum(sizes, dtype=np.int64) - np.asarray(sizes, dtype=np.int64)
+    at = grid_start[row_grid] + within  # each row's place in a table of every grid's codes
     out = {}
     for name in params:
-        pieces = []
-        for g, n in zip(grids, part.block_len, strict=True):
-            if name in g:
-                pieces.append(g[name])
-            else:
-                if n not in gaps:
-                    gaps[n] = np.full(n, -1, dtype=np.int32)
-                pieces.append(gaps[n])
-        out[safe_name(name)] = params[name].build(np.concatenate(pieces))
+        table = np.concatenate(
+            [g.get(name, np.full(n, -1, dtype=np.int32)) for g, n in zip(grids, sizes, strict=True)]
+        )
+        out[safe_name(name)] = params[name].build(table[at])
     return out
 
 
@@ -221,17 +233,17 @@ def _value_columns(part: Part, benches: dict[str, BenchmarkInfo], lens: Any) -> 
     out["reason"] = pd.Categorical.from_codes(
         np.full(n_rows, -1, dtype=np.int8), [], validate=False
     )
+    full = part.stats is not None and len(part.stats) == n_rows
+    where = None if full or part.stats is None else stats_positions(part.stats_rows)
     for j, name in enumerate(STATS):
-        if part.stats is not None and len(part.stats) == n_rows:
+        if full:
             col = part.stats[:, j].copy()  # every block kept stats: already in row order
         else:
             col = np.full(n_rows, np.nan)
-            taken = 0
-            for start, n in part.stats_rows:
-                col[start : start + n] = part.stats[taken : taken + n, j]
-                taken += n
+            if where is not None:
+                col[where] = part.stats[:, j]
         if name in ("number", "repeat"):
-            mask = ~(np.abs(np.nan_to_num(col, nan=np.inf)) < 2.0**62)
+            mask = ~(np.abs(col) < 2.0**62)  # NaN is not
             col[mask] = 0
             out[name] = pd.arrays.IntegerArray(col.astype(np.int64), mask)
         else:
@@ -243,15 +255,31 @@ def _value_columns(part: Part, benches: dict[str, BenchmarkInfo], lens: Any) -> 
     return out
 
 
+def stats_positions(stats_rows: list[tuple[int, int]]) -> Any:
+    """The rows of the blocks that kept stats, in order (``stats_rows``: (start, n) each)."""
+    starts = np.asarray([s for s, _ in stats_rows], dtype=np.int64)
+    lens = np.asarray([n for _, n in stats_rows], dtype=np.int64)
+    offsets = np.arange(int(lens.sum()), dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
+    return np.repeat(starts, lens) + offsets
+
+
 def _fingerprint_columns(
     part: Part, fps: Fingerprints, warn: Warn, lens: Any, block_file: Any
 ) -> dict[str, Any]:
-    """The ``fp_*`` columns: fixed ones first, then one per package version, sorted."""
+    """The ``fp_*`` columns: fixed ones first, then one per package version, sorted (each over
+    the distinct fingerprints, then spread over their files' rows)."""
     fp_rows = _file_fingerprints(part, fps, warn)
-    names = {column_name(d) for d in FP_PACKAGES} | {k for row in fp_rows for k in row}
+    distinct: dict[int, int] = {}
+    file_fp = np.fromiter(
+        (distinct.setdefault(id(r), len(distinct)) for r in fp_rows), np.int64, len(fp_rows)
+    )
+    uniq = list({id(r): r for r in fp_rows}.values())
+    names = {column_name(d) for d in FP_PACKAGES} | {k for row in uniq for k in row}
     out = {}
+    rows_fp = file_fp[block_file] if len(fp_rows) else file_fp
     for k in [*FP_COLUMNS, *sorted(names - set(FP_COLUMNS))]:
-        col = _spread([row.get(k) for row in fp_rows], lens, block_file)
+        codes, vals = _factorize([row.get(k) for row in uniq])
+        col = _typed(vals, codes[rows_fp] if len(codes) else codes, lens)
         if k in ("fp_threads", "fp_cpu_count") and not isinstance(col, pd.arrays.IntegerArray):
             col = _int_column(col, part.n_rows)
         out[k] = col

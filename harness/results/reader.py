@@ -1,7 +1,7 @@
 """Any asv results folder (api version 2) as one pandas DataFrame, with the harness's sidecars.
 
 asv has no pandas loader (asv#846) and keeps neither what was installed (asv#931) nor which BLAS
-ran. :func:`load_results` reads the JSON files itself (``json`` plus ``ast.literal_eval`` for the
+ran. :func:`load_results` reads the JSON files itself (orjson plus ``ast.literal_eval`` for the
 parameter values, never string splitting: values may hold commas) and joins the environment
 fingerprints that the harness's suite writes beside them (:mod:`harness.bench.store`). A folder written by
 another project's suite loads the same way; its fingerprint columns are empty.
@@ -23,8 +23,7 @@ Columns of the frame, one row per (machine, commit, environment, benchmark, para
 
 Text columns are Categoricals, integer parameters int64 (nullable Int64 where a benchmark lacks
 them), numbers float64, times UTC datetimes. The frame is built column-wise from compact arrays
-(no per-row Python objects); folders of 800+ files are read by one process per core when the
-cores are idle (``$HARNESS_WORKERS`` sets the number).
+(no per-row Python objects), in this process.
 
 Bad input never raises: an unreadable file, an entry that is not a regular file (a FIFO, a device,
 a folder: never opened, see :func:`harness.io.read_regular`), JSON that is not asv results, an unknown
@@ -44,8 +43,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import HarnessError
-from harness.results import environments
-from harness.results.asvfiles import iter_result_files, parse_parallel, read_benchmarks, workers
+from harness.results import environments, index
+from harness.results.asvfiles import (
+    BenchmarkInfo,
+    iter_result_files,
+    merge,
+    parse_files,
+    read_benchmarks,
+    split,
+)
 from harness.results.frame import build_frame, join_records
 from harness.results.problems import Warn, default_warn, relpath, subfolders
 from harness.results.runs import RunInfo, run_infos
@@ -86,7 +92,6 @@ def scan(
     *,
     warn: Warn | None = None,
     records: bool = True,
-    parallel: bool = True,
 ) -> Loaded:
     """Read a results folder (see :func:`load_results`); also return the count of files read.
 
@@ -123,23 +128,78 @@ def scan(
         for f, m in iter_result_files(root, report)
     ]
     fp_root = str(fps_root) if sidecars else None
-    part = parse_parallel(items, benches, workers(len(items)) if parallel else 1, fp_root)
+    frame, fps, n_files = _parsed(root, bench_root, items, benches, fp_root, sidecars, report)
+    if records and sidecars:
+        recs = index.records(fps_root, lambda sink: load_records(fps_root, warn=sink), report)
+    else:
+        recs = load_records(None, warn=report)
+    join_records(frame, recs, report)
+    frame.attrs["files"] = n_files
+    frame.attrs["problems"] = list(problems)
+    return Loaded(frame, n_files, problems, bench_root, recs, fps)
+
+
+def _parsed(
+    root: Path,
+    bench_root: Path,
+    items: list[tuple[str, str, str]],
+    benches: dict[str, BenchmarkInfo],
+    fp_root: str | None,
+    sidecars: set[str],
+    report: Warn,
+) -> tuple[pd.DataFrame, Fingerprints, int]:
+    """The frame, fingerprints and number of files read of ``items``: from the on-disk index
+    where every file is as it saw it (:mod:`harness.results.index`), else parsed (only the
+    files that changed, where it has the others), and then kept there."""
+    use = index.enabled()
+    context = index.Context(
+        index.stat_of(bench_root / "benchmarks.json"), sorted(sidecars), fp_root
+    )
+    where = index.entry_dir(root)
+    entry = index.read(where, context) if use else None
+    sigs, keep = {}, set()
+    if entry is not None:
+        runs = entry.meta["runs"]
+        sigs = index.signatures(items, fp_root, lambda rel: runs.get(rel))
+        keep = index.unchanged(entry, sigs)
+        if len(keep) == len(sigs) == len(entry.files):
+            fps = Fingerprints(entry.fingerprints(), sidecars)
+            for line in [*entry.meta["problems"], *entry.meta["reported"]]:
+                report(line)
+            return entry.frame(), fps, entry.meta["n_files"]
+    kept = entry.parts(entry.frame(), where) if entry is not None and keep else None
+    keep = keep if kept is not None else set()
+    part = parse_files([it for it in items if it[2] not in keep], benches, fp_root=fp_root)
+    if kept is not None:  # the kept files' parts, and the new ones, in the order of the folder
+        parts = {**{rel: kept[rel] for rel in keep if rel in kept}, **split(part)}
+        part = merge([parts[rel] for _, _, rel in items if rel in parts])
     for line in part.problems:
         report(line)
     fps = Fingerprints(dict(part.fps), sidecars)
-    if sidecars and any(
+    missing = sidecars and any(
         (f["machine"], f["commit"], f["env_name"]) not in fps.by_key for f in part.files
-    ):
+    )
+    if missing:
         # Some run's fingerprint is not where the suite puts it (another machine name): look it up
         # among all of them (problems with those files were reported above).
-        everything = load_fingerprints(fps_root, warn=lambda line: None)
+        everything = load_fingerprints(fp_root, warn=lambda line: None)  # type: ignore[arg-type]
         fps.by_key = {**everything.by_key, **fps.by_key}
-    frame = build_frame(part, benches, fps, report)
-    recs = load_records(fps_root if records and sidecars else None, warn=report)
-    join_records(frame, recs, report)
-    frame.attrs["files"] = len(part.files)
-    frame.attrs["problems"] = list(problems)
-    return Loaded(frame, len(part.files), problems, bench_root, recs, fps)
+    built: list[str] = []
+
+    def note(line: str) -> None:
+        built.append(line)
+        report(line)
+
+    frame = build_frame(part, benches, fps, note)
+    if use and not missing:  # (fingerprints found elsewhere have no signature to check)
+        runs = {f["file"]: (f["commit"], f["env_name"]) for f in part.files}
+        fresh = [it for it in items if it[2] not in keep]
+        sigs = {
+            **{k: v for k, v in sigs.items() if k in keep},
+            **index.signatures(fresh, fp_root, runs.get),
+        }
+        index.write(where, sigs, context, part, frame, built, root)
+    return frame, fps, len(part.files)
 
 
 def _has_sidecars(machine: Path) -> bool:
