@@ -349,7 +349,7 @@ def _downstream(ds: dict[str, dict[str, Any]]) -> list[str]:
             )
             if not render.is_missing(r.get("ari_seed_min")):
                 line += (
-                    f"; on the same graphs, Leiden itself moves as far: another seed gives ARI "
+                    f"; on the same graphs, with PCA unchanged, another Leiden seed gives ARI "
                     f"{render.fmt_fixed(r['ari_seed_min'])} and moving one edge "
                     f"{render.fmt_fixed(r['ari_edge_min'])} at worst"
                 )
