@@ -13,7 +13,7 @@ from typing import Any
 from harness import io
 from harness.errors import HarnessError
 from harness.history.changes import BIT_KINDS
-from harness.history.store import Store
+from harness.history.store import CONFIG_FIELDS, Source, Store
 from harness.history.text import REVERT_NOTE, change_text
 
 REPO_URL = "https://github.com/scverse/scanpy"
@@ -59,6 +59,40 @@ def _md(text: str) -> str:
 
 def _seconds(x: float) -> str:
     return f"{x / 60:.1f} min" if x >= 120 else f"{x:.0f} s"
+
+
+def ends_section(run: list[dict[str, Any]], by_commit: dict[str, Source]) -> list[str]:
+    """At the range's first and last probed commit: configurations that raised or gave other
+    bits on every call, and solvers whose bits equal another solver's (scanpy ran that one)."""
+    probed = [p for p in run[0].get("probed", []) if p["status"] == "ok"]
+    if not probed:
+        return []
+    ends = dict.fromkeys((probed[0]["commit"], probed[-1]["commit"]))
+    lines = ["At the ends of the range:", ""]
+    for sha in ends:
+        src = by_commit.get(sha)
+        if src is None:
+            continue
+        version = src.probe.get("versions", {}).get("scanpy", "?")
+        notes = [
+            f"{_cfg(dict(zip(CONFIG_FIELDS, c, strict=True)))} {r['state']}"
+            + (f" (`{_md(r.get('error', '')[:120])}`)" if r.get("error") else "")
+            for c, r in sorted(src.rows.items())
+            if r["state"] != "ok"
+        ]
+        same: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for c, r in sorted(src.rows.items()):
+            if r["state"] == "ok":
+                same[(*c[:3], r["sha256"])].append(c[3])
+        groups = [
+            f"{k[0]}/{k[1]}/{k[2]}: {' = '.join(v)}" for k, v in sorted(same.items()) if len(v) > 1
+        ]
+        lines.append(f"- {_link(sha)} (scanpy {version}):")
+        if notes:
+            lines.append(f"  not one result: {'; '.join(notes)}.")
+        if groups:
+            lines.append(f"  identical bits (one solver runs for the others): {'; '.join(groups)}.")
+    return [*lines, ""]
 
 
 def run_section(run: list[dict[str, Any]]) -> list[str]:
@@ -168,8 +202,9 @@ def writeup(root: Path) -> str:
         env = store.load_env()
         versions = next((s.probe["versions"] for s in store.sources() if s.probe), None)
         sections += [f"# Environment `{folder.name}`", "", _env_line(env, versions), ""]
+        by_commit = {s.commit: s for s in store.sources()}
         for run in store.runs():
-            sections += run_section(run)
+            sections += run_section(run) + ends_section(run, by_commit)
     if not sections:
         raise HarnessError(f"{root}: no stored history (run `python -m harness history` first)")
     sections += _reproduce(root)
