@@ -11,6 +11,7 @@ folder, so every session really probes each commit.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -22,14 +23,19 @@ import tarfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.decomposition import PCA
 
 from harness import io
+from harness.analysis import rounding
 from harness.bench.datasets import SCANPY_SDIST, matrix
+from harness.bench.pca import PCAResult
 from harness.bench.store import cache_dir
 from harness.cli import main
+from harness.history import changes, probe
 from harness.history.arguments import GATE_FAIL_ON
 from harness.history.asvenv import ENV_DIR_VAR
 from harness.history.bisect import bisect
@@ -352,3 +358,44 @@ def test_source_keys_ignore_what_does_not_build(planted):
     keys = {name: repo.source_key(sha) for name, sha in shas.items()}
     assert keys["c6"] == keys["c4"]
     assert len({keys[f"c{i}"] for i in range(1, 6)}) == 5
+
+
+def test_bits_change_kinds(tmp_path):
+    """Each kind from real PCA outputs: identical, sign flips, the variance ratio alone, a
+    rounding-level perturbation, an algorithm change, and a state change."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((300, 40)) @ np.diag(np.linspace(3, 0.5, 40))
+    problem = rounding.problem_of(x)
+
+    def result(solver: str, data: np.ndarray = x, **kw) -> PCAResult:
+        pca = PCA(n_components=10, svd_solver=solver, random_state=0, **kw)
+        emb = pca.fit_transform(data)
+        return PCAResult(
+            emb, pca.components_.T, pca.explained_variance_, pca.explained_variance_ratio_
+        )
+
+    base = result("full")
+    flipped = dataclasses.replace(base, embedding=-base.embedding, loadings=-base.loadings)
+    ratio = dataclasses.replace(base, variance_ratio=base.variance_ratio * (1 + 1e-12))
+    randomized = result("randomized", iterated_power=1)
+    # The same algorithm on an input perturbed in its last bits: rounding, nothing more.
+    nudged = result("full", x * (1 + 4e-16 * rng.standard_normal(x.shape)))
+    named = {"base": base, "flipped": flipped, "ratio": ratio, "rand": randomized, "nudged": nudged}
+    rows = {}
+    for name, r in named.items():
+        sha = probe.result_sha(r)
+        probe.save_blob(tmp_path, sha, r)
+        rows[name] = {"state": "ok", "sha256": sha}
+    config = ("data", "dense", "float64", "full")
+
+    def kind(a: str, b: dict) -> str | None:
+        got = changes.bits_change(config, rows[a], b, lambda *_: problem, tmp_path)
+        return got and got.to_dict()
+
+    assert kind("base", rows["base"]) is None
+    assert kind("base", rows["flipped"]) == {"kind": "sign only", "flipped": 10}
+    assert kind("base", rows["ratio"])["kind"] == "variance ratio only"
+    assert kind("base", rows["rand"])["kind"] == "beyond rounding"
+    assert kind("base", rows["nudged"])["kind"] == "within rounding"
+    raised = {"state": "raised", "error": "ValueError: boom"}
+    assert kind("base", raised) == {"kind": "ok -> raised", "detail": "ValueError: boom"}
