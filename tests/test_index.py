@@ -48,6 +48,13 @@ def age(root: Path, when: float = OLD) -> None:
             os.utime(p, (when, when))
 
 
+def scan(root: Path, warn=lambda line: None) -> results.Loaded:
+    """A read, and its index written (which the index does meanwhile, in a thread)."""
+    loaded = results.scan(root, warn=warn)
+    index.wait()
+    return loaded
+
+
 def fresh(root: Path, monkeypatch) -> results.Loaded:
     """A parse without the index."""
     with monkeypatch.context() as m:
@@ -80,10 +87,10 @@ class Parses:
 def test_a_second_read_gives_the_same_without_parsing(folder, cache, monkeypatch):
     before = tree_digest(folder)
     cold = fresh(folder, monkeypatch)
-    first = results.scan(folder, warn=lambda line: None)
+    first = scan(folder)
     same(cold, first)
     parses = Parses(monkeypatch)
-    second = results.scan(folder, warn=lambda line: None)
+    second = scan(folder)
     same(cold, second)
     assert parses.items == []  # every file came from the index
     assert tree_digest(folder) == before  # the results folder is only read
@@ -93,7 +100,7 @@ def test_a_second_read_gives_the_same_without_parsing(folder, cache, monkeypatch
 
 
 def test_only_changed_files_are_parsed_again(folder, cache, monkeypatch):
-    results.scan(folder, warn=lambda line: None)
+    scan(folder)
     files = sorted(p for p in folder.glob("machine00/*.json") if p.name != "machine.json")
     changed, gone = files[0], files[1]
     data = json.loads(changed.read_text())
@@ -107,7 +114,7 @@ def test_only_changed_files_are_parsed_again(folder, cache, monkeypatch):
     for p in (changed, added, fp):
         os.utime(p, (OLD + 60, OLD + 60))  # written since, long enough ago not to be racy
     parses = Parses(monkeypatch)
-    got = results.scan(folder, warn=lambda line: None)
+    got = scan(folder)
     expected = {changed.relative_to(folder).as_posix(), "machine01/zz-new.json"}
     assert set(parses.items) - expected  # the run whose fingerprint changed
     assert expected <= set(parses.items) and len(parses.items) == len(expected) + 1
@@ -119,24 +126,24 @@ def test_a_file_rewritten_at_once_is_not_trusted(tmp_path, cache, monkeypatch):
     """The same size, rewritten within one mtime tick of the index: read again, not trusted."""
     row = lambda v: {"x.time_a": [[v], []]}  # noqa: E731
     path = write_result(tmp_path / "results" / "m", "a.json", row(0.25))
-    assert results.scan(tmp_path / "results", warn=pytest.fail).frame["value"].tolist() == [0.25]
+    assert scan(tmp_path / "results", warn=pytest.fail).frame["value"].tolist() == [0.25]
     write_result(tmp_path / "results" / "m", "a.json", row(0.75))  # same size
     assert path.stat().st_size == len(json.dumps(json.loads(path.read_text())))
-    assert results.scan(tmp_path / "results", warn=pytest.fail).frame["value"].tolist() == [0.75]
+    assert scan(tmp_path / "results", warn=pytest.fail).frame["value"].tolist() == [0.75]
 
 
 def test_a_damaged_index_is_ignored_and_replaced(folder, cache, monkeypatch):
     cold = fresh(folder, monkeypatch)
-    results.scan(folder, warn=lambda line: None)
+    scan(folder)
     (entry,) = (cache / index.FOLDER).iterdir()
     (blob,) = entry.glob("arrays-*.bin")
     blob.write_bytes(blob.read_bytes()[:100])
-    same(cold, results.scan(folder, warn=lambda line: None))
+    same(cold, scan(folder))
     (entry / "index.json").write_text("{not json")
     (entry / "records.json").write_bytes(b"\x00\x01")
-    same(cold, results.scan(folder, warn=lambda line: None))
+    same(cold, scan(folder))
     parses = Parses(monkeypatch)
-    same(cold, results.scan(folder, warn=lambda line: None))
+    same(cold, scan(folder))
     assert parses.items == []  # replaced whole by the read before
 
 
@@ -148,13 +155,13 @@ def test_problems_are_reported_again_from_the_index(folder, cache, monkeypatch):
     assert len(cold.problems) == 2
     for _ in range(2):
         lines: list[str] = []
-        results.scan(folder, warn=lines.append)
+        scan(folder, warn=lines.append)
         assert lines == cold.problems
 
 
 def test_off_writes_nothing(folder, cache, monkeypatch):
     monkeypatch.setenv(index.ENV, "off")
-    results.scan(folder, warn=lambda line: None)
+    scan(folder)
     assert not cache.exists()
 
 
@@ -163,7 +170,7 @@ def test_an_unwritable_cache_still_reads(folder, tmp_path, monkeypatch):
     blocker.write_text("x")
     monkeypatch.setenv("HARNESS_CACHE", str(blocker))
     monkeypatch.delenv(index.ENV, raising=False)
-    same(fresh(folder, monkeypatch), results.scan(folder, warn=lambda line: None))
+    same(fresh(folder, monkeypatch), scan(folder))
 
 
 # --- orjson and asv's NaN ------------------------------------------------------------------------

@@ -79,6 +79,8 @@ UNLISTED = frozenset(
     {"report.md", "report.html", "stability.csv", "crossenv.csv", "figures/deviation.png",
      "figures/runtime.png", "figures/runtime-1-thread.png", "figures/runtime-all-cores.png"}
 )  # fmt: skip
+#: Heatmaps of at most this many cells mark equal values with '=' as well as with their colour.
+MAX_MARKED = 400
 #: One colour per series (layout and dtype), colour-blind safe (Okabe-Ito).
 SERIES_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442")
 #: Runtime columns of the stability table, and the figure each gets.
@@ -226,7 +228,8 @@ def heatmap(matrix: pd.DataFrame, what: str, change: dict[str, str]) -> Figure |
     label_in = 0.075 * max((len(str(c)) for c in matrix.columns), default=10)  # rotated labels
     ylabel_in = 0.065 * max((len(t) for t in labels), default=4)
     width = max(7.0, 0.28 * cols + 2.6 + ylabel_in)
-    height = max(2.6, 0.26 * rows + 1.4 + label_in)
+    row_in = 0.26 if rows <= 40 else 0.17  # 30+ environments: 8-point labels still fit a row
+    height = max(2.6, row_in * rows + 1.4 + label_in)
     fig, ax = plt.subplots(figsize=(width, height))
     cmap = plt.get_cmap("viridis").with_extremes(bad="#f2f2f2")
     im = ax.imshow(np.where(exact, np.nan, logs), cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
@@ -234,11 +237,12 @@ def heatmap(matrix: pd.DataFrame, what: str, change: dict[str, str]) -> Figure |
 
     equal = ListedColormap(["#cfe8c9"]).with_extremes(bad=(0, 0, 0, 0))
     ax.imshow(np.where(exact, 1.0, np.nan), cmap=equal, vmin=0, vmax=1, aspect="auto")
-    for (i, j), is_exact in np.ndenumerate(exact):
-        if is_exact:
-            ax.text(j, i, "=", ha="center", va="center", fontsize=7, color="#2f6b2f")
+    if exact.size <= MAX_MARKED:  # beyond, the marks cost seconds and the colour says it
+        for (i, j), is_exact in np.ndenumerate(exact):
+            if is_exact:
+                ax.text(j, i, "=", ha="center", va="center", fontsize=7, color="#2f6b2f")
     ax.set_xticks(range(cols), [plain(c) for c in matrix.columns], rotation=90, fontsize=7)
-    ax.set_yticks(range(rows), labels, fontsize=8)
+    ax.set_yticks(range(rows), labels, fontsize=8 if rows <= 40 else 7)
     ax.set_xlabel("configuration (dataset/layout/dtype/solver)")
     fig.colorbar(im, ax=ax, label="log10 relative deviation", fraction=0.04, pad=0.02)
     ax.set_title("Deviation by environment and configuration", fontsize=10)
@@ -246,7 +250,8 @@ def heatmap(matrix: pd.DataFrame, what: str, change: dict[str, str]) -> Figure |
     png, width, height, boxes = _png(fig, [ax])
     plt.close(fig)
     caption = (
-        f"Heatmap of the {what}; green '=': equal values (deviation 0), grey: not measured. "
+        f"Heatmap of the {what}; green (marked '=' in small heatmaps): equal values "
+        "(deviation 0), grey: not measured. "
         f"Rows: {rows} environments, each with its id and what it changes."
     )
     meta = {"axes": boxes, "rows": [str(i) for i in matrix.index]}
@@ -442,35 +447,35 @@ def build(
     ]
     stability_csv = render.csv_text(shown.drop(columns=["run"]))
     crossenv_csv = render.csv_text(cross.pairs) if len(cross.pairs) else None
-    return Report(
-        _markdown(summary, head, env_table, figures, sections, problems),
-        _html(summary, head, env_table, figures, sections, problems),
-        stability_csv,
-        crossenv_csv,
-        figures,
-    )
+    content = Content(summary, head, env_table, figures, sections, problems)
+    return Report(_markdown(content), _html(content), stability_csv, crossenv_csv, figures)
 
 
-def _markdown(
-    summary: str,
-    head: headline.Headline | None,
-    env_table: Table,
-    figures: list[Figure],
-    sections: list[Section],
-    problems: list[str],
-) -> str:
+@dataclass
+class Content:
+    """What report.md and report.html both show, in this order."""
+
+    summary: str
+    head: headline.Headline | None
+    environments: Table
+    figures: list[Figure]
+    sections: list[Section]
+    problems: list[str]
+
+
+def _markdown(c: Content) -> str:
     """report.md: summary, headline, environments, figures (linked), sections, problems."""
-    md = ["# PCA stability report\n\n", f"{summary}\n\n", render_headline.to_markdown(head)]
-    if env_table.rows:
-        md.append(f"## Environments\n\n{render.table_md(env_table)}\n")
-    if figures:
+    md = ["# PCA stability report\n\n", f"{c.summary}\n\n", render_headline.to_markdown(c.head)]
+    if c.environments.rows:
+        md.append(f"## Environments\n\n{render.table_md(c.environments)}\n")
+    if c.figures:
         md.append("## Figures\n\n")
-        md.extend(f"![{f.title}](figures/{f.name}.png)\n\n{f.caption}\n\n" for f in figures)
-    for i, (title, text, _) in enumerate(sections):
+        md.extend(f"![{f.title}](figures/{f.name}.png)\n\n{f.caption}\n\n" for f in c.figures)
+    for i, (title, text, _) in enumerate(c.sections):
         md.append(("\n" if i else "") + f"## {title}\n\n{text}")
-    if problems:
-        md.append(f"\n## Problems ({len(problems)})\n\n")
-        md.extend(f"- {p}\n" for p in problems)
+    if c.problems:
+        md.append(f"\n## Problems ({len(c.problems)})\n\n")
+        md.extend(f"- {p}\n" for p in c.problems)
     return "".join(md)
 
 
@@ -538,27 +543,21 @@ EXTRA_CSS = (
 )
 
 
-def _html(
-    summary: str,
-    head: headline.Headline | None,
-    env_table: Table,
-    figures: list[Figure],
-    sections: list[Section],
-    problems: list[str],
-) -> str:
+def _html(c: Content) -> str:
     """report.html: the same content as one self-contained page (figures inline)."""
-    body = ["<h1>PCA stability report</h1>\n", f"<p>{render.esc(summary)}</p>\n"]
-    body.append(render_headline.to_html(head))
-    if env_table.rows:
-        body.append(f'<h2 id="environments">Environments</h2>\n{render.table_html(env_table)}')
-    if figures:
+    body = ["<h1>PCA stability report</h1>\n", f"<p>{render.esc(c.summary)}</p>\n"]
+    body.append(render_headline.to_html(c.head))
+    if c.environments.rows:
+        table = render.table_html(c.environments)
+        body.append(f'<h2 id="environments">Environments</h2>\n{table}')
+    if c.figures:
         body.append("<h2>Figures</h2>\n")
-        body.extend(_figure_html(f) for f in figures)
-    for title, _, fragment in sections:
+        body.extend(_figure_html(f) for f in c.figures)
+    for title, _, fragment in c.sections:
         body.append(f"<h2>{render.esc(title)}</h2>\n{fragment}")
-    if problems:
-        body.append(f'<h2>Problems ({len(problems)})</h2>\n<ul class="problems">\n')
-        body.extend(f"<li>{render.esc(p)}</li>\n" for p in problems)
+    if c.problems:
+        body.append(f'<h2>Problems ({len(c.problems)})</h2>\n<ul class="problems">\n')
+        body.extend(f"<li>{render.esc(p)}</li>\n" for p in c.problems)
         body.append("</ul>\n")
     body.append(f"<style>{EXTRA_CSS}</style>\n<script>{SORT_SCRIPT}</script>\n")
     return render.html_page("PCA stability report", "".join(body))

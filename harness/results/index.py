@@ -31,6 +31,7 @@ import mmap
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -225,7 +226,11 @@ def _fps_spec(fps: dict[tuple[str, str, str], dict[str, Any]]) -> dict[str, Any]
     return {"table": table, "keys": keys}
 
 
-def write(
+#: Writers still running, by entry folder (:func:`keep`, :func:`wait`).
+_WRITERS: dict[Path, threading.Thread] = {}
+
+
+def keep(
     entry_dir: Path,
     files: dict[str, list[Any]],
     context: Context,
@@ -236,8 +241,12 @@ def write(
 ) -> bool:
     """Keep a folder's parse; False when it cannot be kept exactly (nothing is written then).
 
-    The arrays and block tables go to files of a name of their own, written before the index
-    that names them, so a reader never pairs an index with another writer's arrays.
+    What is kept is gathered now (so later changes to the frame cannot reach it) and written by
+    a thread while the caller goes on with the frame: the arrays go to disk at the speed of
+    memory copies, which is what a first read would otherwise wait for. :func:`wait` joins it
+    (a later read of the same folder does, and the interpreter does before it exits). The
+    arrays and block tables go to files of a name of their own, written before the index that
+    names them, so a reader never pairs an index with another writer's arrays.
     """
     arrays = _Arrays()
     part_spec = _part_spec(part, arrays)
@@ -261,28 +270,46 @@ def write(
         "fps": fps_spec,
         "frame": {
             "columns": columns,
-            "attrs": {"params": frame.attrs.get("params", [])},
+            "attrs": {"params": list(frame.attrs.get("params", []))},
             "rows": len(frame),
         },
         "reported": list(reported),
-        "problems": part.problems,
+        "problems": list(part.problems),
         "n_files": len(part.files),
         "runs": {f["file"]: [f["commit"], f["env_name"]] for f in part.files},
         "arrays": {"name": f"arrays-{token}.bin", "size": arrays.size},
         "blocks": f"blocks-{token}.json",
     }
+    wait(entry_dir)
+    writer = threading.Thread(
+        target=_write, args=(entry_dir, arrays, meta, part_spec[1]), name="harness-index"
+    )
+    _WRITERS[entry_dir] = writer
+    writer.start()
+    return True
+
+
+def wait(entry_dir: Path | None = None) -> None:
+    """Until the index of ``entry_dir`` (of every folder, by default) is written."""
+    for where, writer in list(_WRITERS.items()):
+        if entry_dir is None or where == entry_dir:
+            writer.join()
+            _WRITERS.pop(where, None)
+
+
+def _write(entry_dir: Path, arrays: _Arrays, meta: dict[str, Any], blocks: dict[str, Any]) -> None:
+    """The files of :func:`keep`; a cache that cannot be written is left as it is."""
     try:
         entry_dir.mkdir(parents=True, exist_ok=True)
         with io.atomic_path(entry_dir / meta["arrays"]["name"]) as tmp, open(tmp, "wb") as fh:
             for chunk in arrays.chunks:
                 fh.write(chunk)
-        io.write_bytes(entry_dir / meta["blocks"], orjson.dumps(part_spec[1]))
+        io.write_bytes(entry_dir / meta["blocks"], orjson.dumps(blocks))
         io.write_bytes(entry_dir / "index.json", orjson.dumps(meta))
         io.write_text(entry_dir / "root", meta["root"])
         _tidy(entry_dir, keep={meta["arrays"]["name"], meta["blocks"]})
     except (OSError, TypeError, orjson.JSONEncodeError):
-        return False
-    return True
+        pass
 
 
 def _tidy(entry_dir: Path, keep: set[str]) -> None:

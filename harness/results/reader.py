@@ -156,6 +156,7 @@ def _parsed(
         index.stat_of(bench_root / "benchmarks.json"), sorted(sidecars), fp_root
     )
     where = index.entry_dir(root)
+    index.wait(where)  # a read of this folder still writing its index
     entry = index.read(where, context) if use else None
     sigs, keep = {}, set()
     if entry is not None:
@@ -198,7 +199,7 @@ def _parsed(
             **{k: v for k, v in sigs.items() if k in keep},
             **index.signatures(fresh, fp_root, runs.get),
         }
-        index.write(where, sigs, context, part, frame, built, root)
+        index.keep(where, sigs, context, part, frame, built, root)
     return frame, fps, len(part.files)
 
 
