@@ -188,7 +188,9 @@ def test_nan_is_quoted_exactly(text, expected, tmp_path):
     path = tmp_path / "f.json"
     path.write_bytes(text)
     if expected is not None:
-        assert asvfiles.loads(text) == expected == asvfiles.read_json(path)
+        assert asvfiles.loads(text)[0] == expected == asvfiles.read_json(path)
+        sentinel = {"a": [1.5, asvfiles.SENTINEL, None]}
+        assert asvfiles.loads(text, sentinel=True) == (sentinel, 1)
     else:  # orjson refuses it; the standard library reads it as it is
         with pytest.raises(ValueError, match=r"\w"):
             asvfiles.loads(text)
@@ -204,3 +206,28 @@ def test_nan_text_in_a_parameter_is_a_string_not_a_skip(tmp_path):
     df = results.scan(tmp_path / "results", warn=pytest.fail, records=False).frame
     assert df["param1"].tolist() == ["NaN", "b", "c"]
     assert df["status"].tolist() == ["ok", "failed", "skipped"]
+
+
+@pytest.mark.parametrize(
+    ("first", "extra"),
+    [
+        (-91.0, {}),  # the sentinel's own text in a file: read the quoted way
+        (0.25, {"durations": {"x": float("nan")}}),  # a NaN where no number is read: uncounted
+        (0.25, {"note": "NaN"}),  # a NaN inside a string
+    ],
+)
+def test_the_sentinel_is_exact_or_not_used(tmp_path, first, extra):
+    """The same parse as the exact (quoted) way, whatever the file holds."""
+    folder = tmp_path / "results" / "m"
+    rows = {"x.time_a": [[first, None, float("nan"), 0.5], [["'a'", "'b'", "'c'", "'d'"]]]}
+    write_result(folder, "a.json", rows, commit="a" * 40, **extra)
+    write_result(folder, "b.json", {"x.time_a": [[float("nan"), 2.0], [["'a'", "'b'"]]]},
+                 commit="b" * 40)  # fmt: skip
+    items = [(str(p), "m", f"m/{p.name}") for p in sorted(folder.glob("[ab].json"))]
+    fast = asvfiles.parse_files(items, {})
+    exact = asvfiles.parse_files(items, {}, quoted=True)
+    assert fast.values.tolist()[0] == first and fast.failed == exact.failed == [1]
+    assert repr(fast.values.tolist()) == repr(exact.values.tolist())
+    assert fast.block_meta == exact.block_meta and fast.files == exact.files
+    df = results.scan(tmp_path / "results", warn=pytest.fail, records=False).frame
+    assert df["status"].tolist() == ["ok", "failed", "skipped", "ok", "skipped", "ok"]

@@ -7,9 +7,13 @@ parameter value that is not a plain scalar (kept as asv's text). Each problem is
 the file (and benchmark) and why; the rest of the folder still loads.
 
 Files are parsed with orjson, in this process (issue #14: no fork pool). asv writes skipped
-results as the bare token ``NaN``, which JSON (and orjson) does not allow: :func:`loads` quotes
-it first. A file orjson still refuses is parsed again by the standard library, which accepts
-``NaN`` and ``Infinity`` and says exactly what is wrong with a bad file.
+results as the bare token ``NaN``, which JSON (and orjson) does not allow. The fast way
+(:func:`loads` with ``sentinel``) writes each ``NaN`` as the number :data:`SENTINEL`, counts
+them, and after parsing turns every sentinel among the numbers read back into NaN; when the
+counts differ (a ``NaN`` inside a string, or where no number is read) or a file holds the
+sentinel's text already, the folder is parsed again the exact way: every ``NaN`` quoted (see
+:func:`loads`). A file orjson refuses is parsed by the standard library, which accepts ``NaN``
+and ``Infinity`` and says exactly what is wrong with a bad file.
 """
 
 from __future__ import annotations
@@ -48,9 +52,12 @@ _UNIT_BY_PREFIX = (
 )
 _NUMPY_SCALAR = re.compile(r"^np\.\w+\((.*)\)$", re.DOTALL)
 _NUMERIC = frozenset({float, int, type(None)})
-#: What :func:`loads` turns asv's bare ``NaN`` token into (JSON has no NaN).
+#: What :func:`loads` turns asv's bare ``NaN`` token into (JSON has no NaN): quoted, or the
+#: number :data:`SENTINEL` (no benchmark result or stat is -91, and a file whose text holds
+#: "-91" anywhere is read the quoted way).
 NAN_TEXT = "NaN"
-_NAN_TOKEN, _NAN_QUOTED = b"NaN", b'"NaN"'
+SENTINEL = -91
+_NAN_TOKEN, _NAN_QUOTED, _SENTINEL_TOKEN = b"NaN", b'"NaN"', b"-91"
 _NO_STATS = [None] * len(STATS)
 _MAX_FLOAT_INT = int(sys.float_info.max)
 _INT64 = 1 << 63
@@ -92,27 +99,40 @@ def unit_for(benchmark: str, declared: str | None = None) -> str | None:
     return None
 
 
-def loads(raw: bytes) -> Any:
-    """JSON with asv's ``NaN`` tokens as the string :data:`NAN_TEXT`; ValueError when not JSON.
+class Quote(Exception):
+    """A file the sentinel cannot be used for: the folder is read the quoted way."""
+
+
+def loads(raw: bytes, sentinel: bool = False) -> tuple[Any, int]:
+    """JSON with asv's ``NaN`` tokens as the string :data:`NAN_TEXT` (``sentinel``: as the
+    number :data:`SENTINEL`, and how many there were); ValueError when not JSON, :class:`Quote`
+    when the sentinel cannot be used.
 
     Quoting every ``NaN`` is exact: one inside a string would end that string early and leave a
     bare ``NaN`` after it, which no JSON allows, so such a file fails here and is parsed by the
-    standard library instead (:func:`read_json`).
+    standard library instead (:func:`read_json`). The sentinel is exact once counted
+    (:func:`parse_files`).
     """
     if b"Infinity" in raw:  # -Infinity would need its minus moved: the standard library reads it
         raise ValueError("Infinity")
+    n = raw.count(_NAN_TOKEN)
+    if sentinel and n and _SENTINEL_TOKEN in raw:
+        raise Quote
+    token = _SENTINEL_TOKEN if sentinel else _NAN_QUOTED
     try:
-        return orjson.loads(raw.replace(_NAN_TOKEN, _NAN_QUOTED) if _NAN_TOKEN in raw else raw)
+        return orjson.loads(raw.replace(_NAN_TOKEN, token) if n else raw), (n if sentinel else 0)
     except orjson.JSONDecodeError as err:
         raise ValueError(str(err)) from None
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
+def read_json(path: str | os.PathLike[str], sentinel: bool = False) -> Any:
     """Parse one JSON file; ValueError with a short reason for empty, binary or malformed files,
     and for what is not a regular file (see :func:`harness.io.read_regular`).
 
     Numbers asv wrote as ``NaN`` come back as :data:`NAN_TEXT` from orjson, or as float NaN
-    from the standard library; every reader of numbers here takes both.
+    from the standard library; every reader of numbers here takes both. With ``sentinel``,
+    (data, count of sentinels written), the count None where the standard library read it
+    (see :func:`loads`).
     """
     try:
         raw = io.read_regular(path, MAX_RESULTS_BYTES)
@@ -123,9 +143,15 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise ValueError("binary file, not JSON")
     try:
-        return loads(raw)
+        data, n = loads(raw, sentinel)
+        return (data, n) if sentinel else data
     except ValueError:
         pass  # NaN in a string, Infinity, UTF-16, huge integers: the standard library decides
+    return (_stdlib(raw), None) if sentinel else _stdlib(raw)  # None: its NaN are floats
+
+
+def _stdlib(raw: bytes) -> Any:
+    """The standard library's parse, its errors as short reasons."""
     try:
         return json.loads(raw)
     except UnicodeDecodeError:
@@ -326,18 +352,23 @@ def parse_files(
     benches: dict[str, BenchmarkInfo],
     strict: bool = False,
     fp_root: str | None = None,
+    quoted: bool = False,
 ) -> Part:
     """Parse (path, machine folder, relative name) files into a :class:`Part`.
 
     Values are converted to float once per column; should that fail (a benchmark stored something
     that is not a number), the files are parsed again checking every benchmark (``strict``), so
     the bad ones are reported and left out while the rest still loads. With ``fp_root``, each
-    run's fingerprint is read from where the suite writes it (:mod:`harness.bench.store`).
+    run's fingerprint is read from where the suite writes it (:mod:`harness.bench.store`). NaN is
+    read through the sentinel unless ``quoted`` (see the module docstring).
     """
     part, acc, fp_cache = Part(), _Pending(), {}
+    written, float_nan = 0, quoted  # float_nan: some NaN came as floats (not a null)
     for file, machine_dir, rel in items:
         try:
-            data = read_json(file)
+            data, n = read_json(file, sentinel=True) if not quoted else (read_json(file), 0)
+        except Quote:
+            return parse_files(items, benches, strict, fp_root, quoted=True)
         except ValueError as err:
             part.problem(rel, f"{rel}: {err}; skipped")
             continue
@@ -345,6 +376,10 @@ def parse_files(
         if why:
             part.problem(rel, f"{rel}: {why}; skipped")
             continue
+        if n is None:
+            float_nan = True
+        else:
+            written += n
         _parse_file(part, acc, data, rel, machine_dir, benches, strict)
         if fp_root is not None:
             row = part.files[-1]
@@ -357,7 +392,6 @@ def parse_files(
                 part.fps[(row["machine"], row["commit"], row["env_name"])] = fp
     try:
         part.values = np.array(acc.values, dtype=float) if acc.values else np.empty(0)
-        part.failed = _failed_rows(acc.values, part.values)
         part.stats = (
             np.column_stack([np.array(c, dtype=float) for c in acc.stats]) if acc.stats[0] else None
         )
@@ -366,8 +400,40 @@ def parse_files(
     except (TypeError, ValueError, OverflowError):
         if strict:
             raise
-        return parse_files(items, benches, strict=True, fp_root=fp_root)
+        return parse_files(items, benches, strict=True, fp_root=fp_root, quoted=quoted)
+    if float_nan:
+        part.failed = _failed_rows(acc.values, part.values)
+    else:
+        part.failed = np.flatnonzero(np.isnan(part.values)).tolist()  # only nulls are NaN yet
+    if not quoted and not _unmark(part, written):
+        return parse_files(items, benches, strict, fp_root, quoted=True)
+    nan = NAN_TEXT if quoted else SENTINEL
+    part.samples = [(start, [_sample(x, nan) for x in s]) for start, s in part.samples]
     return part
+
+
+def _unmark(part: Part, written: int) -> bool:
+    """Every sentinel among the numbers read back as NaN; False (nothing changed) unless there
+    are exactly as many as were written, i.e. every ``NaN`` was a number we read."""
+    values_at = part.values == SENTINEL
+    stats_at = part.stats == SENTINEL if part.stats is not None else np.zeros((0, len(STATS)), bool)
+    meta = [(i, j) for i, m in enumerate(part.block_meta) for j in (1, 2) if m[j] == SENTINEL]
+    dates = [i for i, f in enumerate(part.files) if f["date"] == SENTINEL]
+    samples = sum(
+        v == SENTINEL for _, s in part.samples for x in s if isinstance(x, list) for v in x
+    )
+    if int(values_at.sum()) + int(stats_at.sum()) + len(meta) + len(dates) + samples != written:
+        return False
+    part.values[values_at] = math.nan
+    if part.stats is not None:
+        part.stats[stats_at] = math.nan
+    for i, j in meta:
+        m = list(part.block_meta[i])
+        m[j] = math.nan
+        part.block_meta[i] = tuple(m)  # type: ignore[assignment]
+    for i in dates:
+        part.files[i]["date"] = math.nan
+    return True
 
 
 def _failed_rows(raw: list[Any], values: Any) -> list[int]:
@@ -544,14 +610,15 @@ def _append(
     if cols.samples is not None:
         samples = row[cols.samples]
         if isinstance(samples, list) and len(samples) == n and samples.count(None) != n:
-            part.samples.append((start, [_sample(x) for x in samples]))
+            part.samples.append((start, samples))  # (NaN in them: parse_files)
     part.n_rows += n
 
 
-def _sample(x: Any) -> Any:
-    """One benchmark's samples (a list of numbers) with :data:`NAN_TEXT` as float NaN."""
+def _sample(x: Any, nan: Any) -> Any:
+    """One benchmark's samples (a list of numbers) with ``nan`` (:data:`NAN_TEXT`, or the
+    sentinel once counted) as float NaN."""
     if isinstance(x, list):
-        return [math.nan if v == NAN_TEXT else v for v in x]
+        return [math.nan if v == nan else v for v in x]
     return x
 
 
