@@ -346,27 +346,13 @@ def samples(check: str, config: DaskConfig) -> list[PCAResult]:
 
 
 def summarize(check: str, config: DaskConfig, raw: list[PCAResult]) -> dict[str, Any]:
-    """The track_ value and record of one check, in :func:`harness.bench.stability.evaluate`'s
-    shape (the precision bound is the least precise of the input, float32, and the outputs)."""
+    """The track_ value and record of one check: :func:`harness.bench.stability.summary` (the
+    in-memory suite's shared fields), plus the runs compared and the computation path."""
     metrics.DISK_CACHE = stability.cache_folder() / "downstream"
-    dtypes = [np.dtype(config.dtype)] + [r.loadings.dtype for r in raw]
-    u = float(np.finfo(metrics.least_precise(dtypes)).eps) / 2
-    results = stability._with_common_dtype(raw)
-    downstream = results[0].embedding.shape[0] <= DOWNSTREAM_MAX_CELLS
-    worst = metrics.compare_many(results, downstream=downstream, unit_roundoff=u)
-    digits = metrics.significant_digits(
-        results, dtype=metrics.least_precise([r.embedding.dtype for r in raw])
-    )
-    value = 0.0 if worst.bitwise else worst.aligned_max_rel_diff
+    downstream = raw[0].embedding.shape[0] <= DOWNSTREAM_MAX_CELLS
+    record, _ = stability.summary(check, config.dtype, raw, downstream=downstream)
     return {
-        "check": check,
-        "unit": UNIT,
-        "value": value,
-        "status": "ok",
-        "reason": None,
-        "n_samples": len(results),
-        "comparison": worst.to_dict(),
-        "sigdigits": digits.to_dict(),
+        **record,
         "runs": [r.tag() for r in runs(check, config)],
         "computation_path": support.computation_path(config.svd_solver, config.layout),
     }

@@ -381,25 +381,49 @@ def _shortened(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def summary(
+    check: str,
+    dtype: str,
+    raw: list[PCAResult],
+    *,
+    extra_dtypes: tuple[str, ...] = (),
+    downstream: bool = False,
+) -> tuple[dict[str, Any], list[PCAResult]]:
+    """The record fields every check shares (value, comparison, significant digits), and the
+    samples cast to a common dtype; the in-memory and the dask suites both build on it."""
+    # The precision that bounds the rounding is the least precise of the input and the results,
+    # decided before the cast to a common dtype (a float32 solve compared in float64 is still
+    # a float32 solve).
+    dtypes = [np.dtype(dtype), *(np.dtype(d) for d in extra_dtypes)]
+    dtypes += [r.loadings.dtype for r in raw]
+    u = float(np.finfo(metrics.least_precise(dtypes)).eps) / 2
+    results = _with_common_dtype(raw)
+    worst = metrics.compare_many(results, downstream=downstream, unit_roundoff=u)
+    # Capped at the outputs' own precision (X_pca is float32 by default even for float64 input).
+    digits = metrics.significant_digits(
+        results, dtype=metrics.least_precise([r.embedding.dtype for r in raw])
+    )
+    record = {
+        "check": check,
+        "unit": UNIT,
+        "value": 0.0 if worst.bitwise else worst.aligned_max_rel_diff,
+        "status": "ok",
+        "reason": None,
+        "n_samples": len(results),
+        "comparison": _shortened(worst.to_dict()),
+        "sigdigits": _shortened(digits.to_dict()),
+    }
+    return record, results
+
+
 def evaluate(check: str, config: Config) -> dict[str, Any]:
     """Run one check: the track_ value and the full record kept beside asv's results."""
     # Shared by the checks' processes and by environments: entries are keyed by their inputs'
     # bits and the versions of what computes them (harness.analysis.downstream).
     metrics.DISK_CACHE = datasets.cache_dir() / "downstream"
     raw = samples(check, config)
-    # The precision that bounds the rounding is the least precise of the input and the results,
-    # decided before the cast to a common dtype (a float32 solve compared in float64 is still
-    # a float32 solve).
-    dtypes = [np.dtype(config.dtype)] + [r.loadings.dtype for r in raw]
-    if check == "dtype":
-        dtypes.append(np.dtype(_other_dtype(config)))
-    u = float(np.finfo(metrics.least_precise(dtypes)).eps) / 2
-    results = _with_common_dtype(raw)
-    worst = metrics.compare_many(results, downstream=False, unit_roundoff=u)
-    # Capped at the outputs' own precision (X_pca is float32 by default even for float64 input).
-    digits = metrics.significant_digits(
-        results, dtype=metrics.least_precise([r.embedding.dtype for r in raw])
-    )
+    extra = (_other_dtype(config),) if check == "dtype" else ()
+    record, results = summary(check, config.dtype, raw, extra_dtypes=extra)
     # The calibrated verdict: every sample against the first, on the exact problem (issue #10).
     problem = verdicts.problem(config.dataset, config.layout, config.dtype, cache_folder())
     side = sides(check, config, raw)
@@ -412,16 +436,8 @@ def evaluate(check: str, config: Config) -> dict[str, Any]:
         key=lambda j: (VERDICTS.index(judged[j].worst), max(judged[j].sin_theta, default=0.0)),
     )
     outs = verdicts.outputs(results[0], results[i + 1])
-    value = 0.0 if worst.bitwise else worst.aligned_max_rel_diff
     return {
-        "check": check,
-        "unit": UNIT,
-        "value": value,
-        "status": "ok",
-        "reason": None,
-        "n_samples": len(results),
-        "comparison": _shortened(worst.to_dict()),
-        "sigdigits": _shortened(digits.to_dict()),
+        **record,
         "judgement": verdicts.judgement_record(judged[i], (side[0], side[i + 1])),
         "outputs": outs,
         "moved": verdicts.moved(outs),
