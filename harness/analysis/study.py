@@ -452,7 +452,7 @@ def downstream(study: Study) -> pd.DataFrame:
                 # Leiden's own sensitivity on the same graphs (issue #10 point 6).
                 "ari_seed_min": _col(sub, "ari_other_seed").min(),
                 "ari_edge_min": _col(sub, "ari_one_edge").min(),
-                "ari_edge_median": _col(sub, "ari_one_edge").median(),
+                "ari_edge_median": _median(_col(sub, "ari_one_edge")),
                 "lead": sub["lead_rel_diff"].median(),
                 "trail": sub["trail_rel_diff"].median(),
             }
@@ -468,6 +468,12 @@ def _col(frame: pd.DataFrame, name: str) -> pd.Series:
     if name not in frame:
         return pd.Series(float("nan"), index=frame.index)
     return pd.to_numeric(frame[name], errors="coerce")
+
+
+def _median(values: pd.Series) -> float:
+    """The median of the values present; NaN (no warning) when none is (records before #10)."""
+    present = values.dropna()
+    return float(present.median()) if len(present) else float("nan")
 
 
 def fastest(study: Study) -> pd.DataFrame:
