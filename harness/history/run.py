@@ -209,7 +209,9 @@ class Prober:
         src = old or Source(key, commit.sha, "ok", build=build)
         # The first build is the one reported; every install and probe adds to the totals.
         src.build["seconds_total"] = spent
-        wall_total = round(src.probe.get("wall_total", 0.0) + probe["wall"], 2)
+        wall_total = round(
+            src.probe.get("wall_total", src.probe.get("wall", 0.0)) + probe["wall"], 2
+        )
         src.probe = {**src.probe, **probe, "configs": len(src.rows) + len(rows)}
         src.probe["wall_total"] = wall_total
         for row in rows:

@@ -95,7 +95,7 @@ def ends_section(run: list[dict[str, Any]], by_commit: dict[str, Source]) -> lis
     return [*lines, ""]
 
 
-def run_section(run: list[dict[str, Any]]) -> list[str]:
+def run_section(run: list[dict[str, Any]], by_commit: dict[str, Source]) -> list[str]:
     """One history: its range, cost, change points (table and details), skipped commits."""
     head = run[0]
     found = [r for r in run[1:] if r["kind"] == "change"]
@@ -129,7 +129,7 @@ def run_section(run: list[dict[str, Any]]) -> list[str]:
             "isolated so far; `make history` (or the command under Reproduce) resumes it.",
             "",
         ]
-    lines += _cost(head)
+    lines += _cost(head, by_commit)
     if found:
         lines += [
             "| # | commit | date | PR | title | configurations changed | kind | largest change |",
@@ -171,24 +171,32 @@ def run_section(run: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _cost(head: dict[str, Any]) -> list[str]:
+def _cost(head: dict[str, Any], by_commit: dict[str, Source]) -> list[str]:
     probed = head.get("probed", [])
     builds = [p["build"]["seconds"] for p in probed if p.get("build", {}).get("built")]
     probes = [p["probe_wall"] for p in probed if p.get("probe_wall")]
     failed = sum(1 for p in probed if p["status"] != "ok")
+    # The checks' own time, summed over every configuration row the sources hold (a source
+    # probed twice, to add a dataset, holds both probes' rows).
+    checks = sum(
+        float(r.get("wall") or 0.0)
+        for p in probed
+        if (src := by_commit.get(p["commit"])) is not None
+        for r in src.rows.values()
+    )
+    first_builds = sum(p.get("build", {}).get("seconds", 0.0) for p in probed)
     text = f"Cost: {len(probed)} of {head['units']} sources evaluated ({failed} unusable)"
     if builds:
         text += (
             f"; {len(builds)} built (median {statistics.median(builds):.0f} s to build and install)"
         )
     if probes:
-        text += f"; PCA checks median {statistics.median(probes):.0f} s per commit"
-    spent = sum(p["build"].get("seconds_total", p["build"].get("seconds", 0.0)) for p in probed)
-    spent += sum(p.get("probe_wall_total") or p.get("probe_wall") or 0.0 for p in probed)
+        text += f"; the last probe of a commit took a median {statistics.median(probes):.0f} s"
     text += (
-        f"; target (k+1)*log2(N)+k = {head['bound']:.1f} evaluations. Builds, installs and "
-        f"checks took {_seconds(spent)} in all (nice 10, beside the study and other jobs on 2 "
-        f"cores); the last run, from stored results where it could, {_seconds(head['wall'])}."
+        f"; target (k+1)*log2(N)+k = {head['bound']:.1f} evaluations. First builds and installs "
+        f"took {_seconds(first_builds)}, the PCA checks {_seconds(checks)} (nice 10, beside the "
+        f"study and other jobs on 2 cores); the last run, from stored results where it could, "
+        f"{_seconds(head['wall'])}."
     )
     return [text, ""]
 
@@ -204,7 +212,7 @@ def writeup(root: Path) -> str:
         sections += [f"# Environment `{folder.name}`", "", _env_line(env, versions), ""]
         by_commit = {s.commit: s for s in store.sources()}
         for run in store.runs():
-            sections += run_section(run) + ends_section(run, by_commit)
+            sections += run_section(run, by_commit) + ends_section(run, by_commit)
     if not sections:
         raise HarnessError(f"{root}: no stored history (run `python -m harness history` first)")
     sections += _reproduce(root)
