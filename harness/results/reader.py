@@ -160,8 +160,7 @@ def _parsed(
     entry = index.read(where, context) if use else None
     sigs, keep = {}, set()
     if entry is not None:
-        runs = entry.meta["runs"]
-        sigs = index.signatures(items, fp_root, lambda rel: runs.get(rel))
+        sigs = index.signatures(items, entry.meta["fingerprints"])
         keep = index.unchanged(entry, sigs)
         if len(keep) == len(sigs) == len(entry.files):
             fps = Fingerprints(entry.fingerprints(), sidecars)
@@ -194,12 +193,10 @@ def _parsed(
     frame = build_frame(part, benches, fps, note)
     if use and not missing:  # (fingerprints found elsewhere have no signature to check)
         runs = {f["file"]: (f["commit"], f["env_name"]) for f in part.files}
+        fps_at = index.fingerprint_paths(items, fp_root, runs)
         fresh = [it for it in items if it[2] not in keep]
-        sigs = {
-            **{k: v for k, v in sigs.items() if k in keep},
-            **index.signatures(fresh, fp_root, runs.get),
-        }
-        index.keep(where, sigs, context, part, frame, built, root)
+        sigs = {**{k: v for k, v in sigs.items() if k in keep}, **index.signatures(fresh, fps_at)}
+        index.keep(where, sigs, fps_at, context, part, frame, built, root)
     return frame, fps, len(part.files)
 
 
