@@ -11,6 +11,7 @@ import itertools
 
 from harness.bench import datasets, stability
 from harness.bench.stability import Config
+from harness.vocabulary import CHECKS
 
 from .common import DATASETS, PCAParams, record_environment, skip
 
@@ -29,8 +30,9 @@ class _Check:
         record_environment()
         configs = [Config(*p) for p in itertools.product(*self.params) if p[0] in DATASETS]
         stability.run_fresh_processes(configs)
+        stability.prepare_evaluations(configs, CHECKS, timeout=2400)
 
-    setup_cache.timeout = 3600
+    setup_cache.timeout = 5400
 
     def setup(self, *params):
         self.config = Config(*params)

@@ -32,6 +32,7 @@ import numpy as np
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
+from harness import io
 from harness.analysis import metrics
 from harness.analysis.rounding import VERDICTS
 from harness.bench import datasets, store, support, verdicts
@@ -445,10 +446,75 @@ def evaluate(check: str, config: Config) -> dict[str, Any]:
     }
 
 
+# --- one process evaluates every check ------------------------------------------------------
+#
+# asv runs each track_ combination in its own process, and the first kNN graph a process builds
+# pays numba's load of umap's compiled code (3.6 s here, even from numba's disk cache): 336
+# checks of the study profile paid it 336 times. Running that code in asv's forkserver to share
+# it deadlocked the forked children (numba's threads do not survive fork), so setup_cache
+# evaluates every check in one fresh child instead, and each track_ reads its evaluation back.
+
+
+def _evaluation_path(check: str, config: Config) -> Path:
+    return cache_folder() / "evaluations" / f"{check}-{store.params_key(config.params())}.json"
+
+
+def prepare_evaluations(configs: list[Config], checks: tuple[str, ...], timeout: float) -> None:
+    """Evaluate every applicable check of every configuration in one child process.
+
+    A child that fails or runs out of time costs nothing but time: each track_ then evaluates
+    what is missing in its own process, where asv reports any error.
+    """
+    todo = [
+        (check, c)
+        for c in configs
+        for check in checks
+        if not c.unsupported() and not _cached_evaluation(check, c)
+    ]
+    if not todo:
+        return
+    payload = json.dumps({"evaluate": [[check, c.params()] for check, c in todo]})
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "harness.bench.stability"],
+            input=payload,
+            text=True,
+            check=True,
+            timeout=timeout,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
+        print(f"stability: the evaluation pass stopped ({err}); checks run in their own process")
+
+
+def _cached_evaluation(check: str, config: Config) -> dict[str, Any] | None:
+    try:
+        path = _evaluation_path(check, config)
+    except datasets.DatasetUnavailable:
+        return None
+    if not path.is_file():
+        return None
+    return json.loads(path.read_text())
+
+
+def _evaluate_child(items: list[list[Any]]) -> None:
+    for check, params in items:
+        config = Config(**params)
+        try:
+            if not_applicable(check, config):
+                continue
+            record = evaluate(check, config)
+        except (Skip, datasets.DatasetUnavailable):
+            continue  # the track_ skips with the reason itself
+        except Exception as err:  # the track_ raises it again, where asv shows it
+            print(f"stability: {check} {params}: {type(err).__name__}: {err}", file=sys.stderr)
+            continue
+        io.write_text(_evaluation_path(check, config), io.dumps(record))
+
+
 def track(check: str, config: Config, benchmark: str) -> float:
     """What a ``track_`` benchmark returns; the full record goes to the sidecar store."""
     try:
-        record = evaluate(check, config)
+        record = _cached_evaluation(check, config) or evaluate(check, config)
     except (Skip, datasets.DatasetUnavailable) as err:
         store.write_record(
             benchmark,
@@ -462,4 +528,8 @@ def track(check: str, config: Config, benchmark: str) -> float:
 
 
 if __name__ == "__main__":
-    _child(json.loads(sys.stdin.read()))
+    _payload = json.loads(sys.stdin.read())
+    if "evaluate" in _payload:
+        _evaluate_child(_payload["evaluate"])
+    else:
+        _child(_payload)
