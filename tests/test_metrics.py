@@ -367,3 +367,23 @@ def test_downstream_results_are_kept_on_disk_across_processes(tmp_path, monkeypa
     assert kept == ["knn15", "knn15", "leiden", "leiden"]
     metrics._KNN_CACHE.clear()  # a new process: only the disk remains
     assert metrics.downstream_agreement(a.embedding, b.embedding) == first
+
+
+@pytest.mark.parametrize("angle", [0.0, 1e-14, 1e-10, 1e-6, 1e-3, 0.3, 1.2, np.pi / 2])
+def test_component_sin_theta_agrees_with_scipy_principal_angles(angle):
+    """The vectorised angle (Kahan's formula) against scipy's subspace_angles, one column at a
+    time, at every magnitude: sqrt(1 - cos^2) would read 0 below 1e-8."""
+    from scipy.linalg import subspace_angles
+
+    rng = np.random.default_rng(7)
+    a = np.linalg.qr(rng.standard_normal((300, 4)))[0]
+    # rotate each column by `angle` towards a direction orthogonal to it, then scale and flip
+    w = rng.standard_normal((300, 4))
+    w -= a * np.einsum("ij,ij->j", a, w)
+    w /= np.linalg.norm(w, axis=0)
+    b = (np.cos(angle) * a + np.sin(angle) * w) * np.array([1.0, -1.0, 3.0, -0.5])
+    got = metrics.component_sin_theta(a, b)
+    want = [np.sin(subspace_angles(a[:, [i]], b[:, [i]])[0]) for i in range(4)]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-15)
+    np.testing.assert_allclose(got, np.sin(angle), rtol=1e-4, atol=1e-15)
+    assert metrics.component_sin_theta(a, a).tolist() == [0.0] * 4

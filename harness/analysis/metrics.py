@@ -141,15 +141,20 @@ def leading_trailing(
 
 def component_sin_theta(loadings_a: np.ndarray, loadings_b: np.ndarray) -> np.ndarray:
     """Sine of the angle between the two loading vectors of each component (sign-blind)."""
-    # sqrt(1 - cos^2) loses everything below sqrt(eps); scipy's principal angles do not.
+    # sqrt(1 - cos^2) loses everything below sqrt(eps). Kahan's form of the angle between unit
+    # vectors, 2 atan2(|u - v|, |u + v|), keeps it to the rounding of the normalisation, as
+    # scipy's subspace_angles does, and is one vectorised pass over all components (one
+    # subspace_angles call per component took 45 of 68 s of a 100-environment write-up, #14).
     la, lb = np.asarray(loadings_a, np.float64), np.asarray(loadings_b, np.float64)
-    return np.array([_sin_angle(la[:, i], lb[:, i]) for i in range(la.shape[1])])
-
-
-def _sin_angle(x: np.ndarray, y: np.ndarray) -> float:
-    if np.array_equal(x, y):
-        return 0.0
-    return float(np.sin(subspace_angles(x[:, None], y[:, None])[0]))
+    na, nb = np.linalg.norm(la, axis=0), np.linalg.norm(lb, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ua, ub = la / na, lb / nb
+        ub = ub * np.where(np.einsum("ij,ij->j", ua, ub) < 0, -1.0, 1.0)
+        theta = 2 * np.arctan2(np.linalg.norm(ua - ub, axis=0), np.linalg.norm(ua + ub, axis=0))
+    out = np.sin(theta)
+    out[(na == 0) | (nb == 0)] = 1.0  # a zero vector spans nothing: no angle is small
+    out[np.all(la == lb, axis=0)] = 0.0
+    return out
 
 
 def largest_angle_deg(loadings_a: np.ndarray, loadings_b: np.ndarray) -> float:

@@ -57,6 +57,8 @@ import numpy as np
 from scipy import sparse
 from scipy.linalg import subspace_angles
 
+from harness.analysis.metrics import component_sin_theta
+
 Verdict = Literal[
     "bitwise", "sign only", "within rounding", "explained", "undetermined", "beyond rounding"
 ]
@@ -242,8 +244,9 @@ def judge_columns(
     verdicts: list[Verdict] = []
     sins, bounds = [], []
     member = {i: c for c in clusters(values, k, eps) for i in c}
+    sin_all = component_sin_theta(la, lb)  # one vectorised pass (#14)
     for i in range(k):
-        sin_i = _sin(la[:, [i]].astype(np.float64), lb[:, [i]].astype(np.float64))
+        sin_i = float(sin_all[i])
         sins.append(sin_i)
         c = member[i]
         # Davis-Kahan with the perturbed gap: the gap of the exact spectrum less ||E||.
