@@ -422,7 +422,15 @@ def evaluate(check: str, config: Config) -> dict[str, Any]:
     # Shared by the checks' processes and by environments: entries are keyed by their inputs'
     # bits and the versions of what computes them (harness.analysis.downstream).
     metrics.DISK_CACHE = datasets.cache_dir() / "downstream"
-    raw = samples(check, config)
+    raw = samples(check, config)  # each computed under its own condition's thread count
+    # The analysis at 1 BLAS thread: under load, a multithreaded OpenBLAS spins for a busy core
+    # (subspace_angles of 1,000 x 50 loadings took 0.53 s at 2 threads beside another job, 10 ms
+    # at 1). The samples are compared, not computed, here: their bits do not depend on it.
+    with threadpool_limits(limits=1):
+        return _analysed(check, config, raw)
+
+
+def _analysed(check: str, config: Config, raw: list[PCAResult]) -> dict[str, Any]:
     extra = (_other_dtype(config),) if check == "dtype" else ()
     record, results = summary(check, config.dtype, raw, extra_dtypes=extra)
     # The calibrated verdict: every sample against the first, on the exact problem (issue #10).
