@@ -117,3 +117,26 @@ def test_every_module_the_asv_config_runs_exists():
     assert "harness.study.setup_backends" in modules
     for module in modules:
         assert importlib.util.find_spec(module) is not None, module
+
+
+def test_a_resumed_study_runs_the_pinned_commits_benchmarks(tmp_path):
+    """asv imports the benchmarks from the folder it is given: a study pinned to an older commit
+    and resumed from a newer checkout must run the older files (a worktree of the pin)."""
+    from harness.study.driver import source_tree
+
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    pinned = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    pinned = pinned.strip()
+    (repo / "benchmarks" / "pca.py").write_text("# changed after the pin\n")
+    subprocess.run([*git, "commit", "-qam", "later"], check=True)
+
+    assert source_tree(repo, pinned) == repo / ".asv" / "study-src" / pinned[:12]
+    tree = source_tree(repo, pinned)  # a second call reuses the worktree
+    at_pin = subprocess.run(
+        [*git, "show", f"{pinned}:benchmarks/pca.py"], capture_output=True, text=True, check=True
+    ).stdout
+    assert (tree / "benchmarks" / "pca.py").read_text() == at_pin != "# changed after the pin\n"
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert source_tree(repo, head.strip()) == repo

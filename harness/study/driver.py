@@ -92,12 +92,16 @@ def steps(conf_path: Path) -> list[Step]:
     return out
 
 
-def step_conf(conf: dict[str, Any], step: Step, root: Path) -> dict[str, Any]:
-    """A one-environment asv config for ``step``; folders stay those of the real config."""
+def step_conf(
+    conf: dict[str, Any], step: Step, root: Path, source: Path | None = None
+) -> dict[str, Any]:
+    """A one-environment asv config for ``step``: the repository and benchmarks from ``source``
+    (the studied commit's checkout, default ``root``), results and environments under ``root``."""
+    source = source or root
     one = dict(conf)
     one.update(
-        repo=str(root),
-        benchmark_dir=str(root / conf.get("benchmark_dir", "benchmarks")),
+        repo=str(source),
+        benchmark_dir=str(source / conf.get("benchmark_dir", "benchmarks")),
         results_dir=str(root / conf.get("results_dir", "results")),
         env_dir=str(root / conf.get("env_dir", "env")),
         html_dir=str(root / conf.get("html_dir", "html")),
@@ -111,6 +115,27 @@ def step_conf(conf: dict[str, Any], step: Step, root: Path) -> dict[str, Any]:
         exclude=[],
     )
     return one
+
+
+def _git(root: Path, *args: str) -> str:
+    run = subprocess.run(
+        ["git", *args], cwd=root, capture_output=True, text=True, check=True, timeout=300
+    )
+    return run.stdout.strip()
+
+
+def source_tree(root: Path, commit: str) -> Path:
+    """A checkout of the studied commit. asv imports the benchmarks from the folder it is given,
+    not from the commit it builds, so a study resumed from a later checkout (the next session's
+    clone) runs the pinned code from a worktree under .asv/; at the commit itself the working
+    tree is used as it is (a matrix edited for a local run included)."""
+    if _git(root, "rev-parse", "HEAD") == commit:
+        return root
+    tree = root / ".asv" / "study-src" / commit[:12]
+    if not (tree / ".git").exists():
+        _git(root, "worktree", "prune")
+        _git(root, "worktree", "add", "--detach", "--force", str(tree), commit)
+    return tree
 
 
 def interpreter_dirs(pythons: set[str]) -> list[str]:
@@ -159,11 +184,17 @@ def has_results(results_dir: Path, machine: str, commit: str, step: Step) -> boo
 
 
 def run_step(
-    step: Step, conf: dict[str, Any], commit: str, machine: str, root: Path, log_dir: Path
+    step: Step,
+    conf: dict[str, Any],
+    commit: str,
+    machine: str,
+    root: Path,
+    log_dir: Path,
+    source: Path | None = None,
 ) -> str:
     """Run asv for one environment; return 'done', or 'failed to install' (recorded with the reason)."""
     conf_path = log_dir / f"{env_key(step.env_name)}.asv.conf.json"
-    io.write_text(conf_path, json.dumps(step_conf(conf, step, root), indent=2))
+    io.write_text(conf_path, json.dumps(step_conf(conf, step, root, source), indent=2))
     cmd = [
         sys.executable,
         "-m",
@@ -279,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     commit = subprocess.run(
         ["git", "rev-parse", rev], cwd=root, capture_output=True, text=True, check=True
     ).stdout.strip()
+    # The matrix and the benchmarks are those of the studied commit.
+    source = source_tree(root, commit)
+    if (source / conf_path.name).is_file():
+        conf_path = source / conf_path.name
+        conf = load_conf(conf_path)
     todo = [s for s in steps(conf_path) if not args.only or re.search(args.only, s.describe())]
     if args.list:
         print(f"study of {commit[:8]} on {args.machine}")
@@ -319,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             bar.write(f"backend unavailable: {s.describe()}: {reason}")
             continue
         start = time.monotonic()
-        outcome = run_step(s, conf, commit, args.machine, root, log_dir)
+        outcome = run_step(s, conf, commit, args.machine, root, log_dir, source)
         record_time(results_dir, args.machine, commit, s, outcome, time.monotonic() - start)
         failed += outcome != "done"
         bar.write(f"{outcome}: {s.describe()}")
