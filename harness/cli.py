@@ -15,7 +15,7 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.history import arguments as history_arguments
-from harness.vocabulary import DEFAULT_TOLERANCE, DOCTOR_TIMEOUT, VERDICT_CHECKS
+from harness.vocabulary import DOCTOR_TIMEOUT, VERDICT_CHECKS
 
 FORMATS = ("md", "csv", "json", "html")
 
@@ -25,20 +25,6 @@ def _lazy(module: str, func: str) -> Callable[[argparse.Namespace], int]:
         return getattr(importlib.import_module(module), func)(args)
 
     return run
-
-
-def _short(x: float) -> str:
-    """A number as people write it: 1e-6, not 1e-06."""
-    return f"{x:g}".replace("e-0", "e-").replace("e+0", "e+")
-
-
-def _tolerance(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument(
-        "--tolerance",
-        type=float,
-        default=None,
-        help=f"relative {what} (default {_short(DEFAULT_TOLERANCE)})",
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,7 +51,6 @@ def _views(sub: Subparsers) -> None:
     p = sub.add_parser("table", help="stability tables per environment from an asv results folder")
     p.add_argument("results", help="asv results folder")
     p.add_argument("--format", choices=FORMATS, default="md")
-    _tolerance(p, "deviation still 'within tolerance'")
     p.add_argument("--commit", help="only this commit (hash prefix)")
     p.add_argument("--machine", help="only this machine")
     p.add_argument(
@@ -89,7 +74,6 @@ def _views(sub: Subparsers) -> None:
         "--baseline", help="environment (name, label or fingerprint key) to compare against"
     )
     p.add_argument("--format", choices=FORMATS, default="md")
-    _tolerance(p, "deviation still 'within tolerance'")
     p.add_argument(
         "--commit", help="environments side by side at this commit (default: each one's newest)"
     )
@@ -107,7 +91,6 @@ def _views(sub: Subparsers) -> None:
     p.add_argument(
         "--factor", type=float, default=1.1, help="slowdown ratio that fails (default 1.1)"
     )
-    _tolerance(p, "numerical change that fails")
     p.add_argument("--format", choices=FORMATS, default="md")
     p.add_argument("--machine", help="only runs of this machine")
     p.add_argument(
@@ -137,7 +120,6 @@ def _outputs(sub: Subparsers) -> None:
     p.add_argument("results")
     p.add_argument("outdir")
     p.add_argument("--baseline", help="environment the deviation heatmap is measured against")
-    _tolerance(p, "deviation still 'within tolerance'")
     p.add_argument(
         "--all-commits",
         action="store_true",

@@ -1,5 +1,5 @@
-"""The project's vocabulary, defined once: checks, verdicts, configuration keys, the default
-tolerance, the environment id scheme and the sidecar folder names.
+"""The project's vocabulary, defined once: checks, verdicts, configuration keys, the environment
+id scheme and the sidecar folder names.
 
 Every view (table, crossenv, compare, report, write-up, doctor) imports these names instead of
 spelling them again, so a user sees one check, verdict or environment called the same everywhere.
@@ -23,7 +23,7 @@ class Check:
 
     name: str
     varies: str
-    #: The very same call repeated: any deviation beyond tolerance means non-determinism.
+    #: The very same call repeated: any deviation means non-determinism.
     identical_call: bool = False
     #: Part of the default verdict ("does the same call give the same numbers again, here").
     verdict: bool = False
@@ -117,9 +117,6 @@ BY_VERDICT: dict[str, Verdict] = {v.name: v for v in VERDICT_INFO}
 EXACT: tuple[str, ...] = tuple(v.name for v in VERDICT_INFO if v.exact)
 #: States of a check that produced no number (not verdicts: nothing was compared).
 NO_NUMBER: tuple[str, ...] = ("skipped", "failed")
-
-#: Default relative deviation still "within tolerance" (about 8 float32 ulps).
-DEFAULT_TOLERANCE = 1e-6
 
 # --- configurations and benchmarks ----------------------------------------------------------------
 

@@ -594,7 +594,7 @@ def test_doctor_pipeline_on_each_hostile_script(body):
 
 def test_checker_sees_a_traceback_a_bad_exit_code_and_a_changed_tree(tmp_path):
     """The properties above can fail: a crashing command, and a command that edits its input."""
-    crash = run_harness(["table", str(tmp_path / "missing"), "--tolerance", "x"], tmp_path)
+    crash = run_harness(["table", str(tmp_path / "missing"), "--format", "x"], tmp_path)
     assert crash.rc == 2 and not run_problems(crash)  # argparse: a clean usage error
     fake = Ran(["x"], -9, "", "Traceback (most recent call last):\n  ...\nMemoryError\n", False)
     assert len(run_problems(fake)) == 2

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.analysis import runs, tables
+from harness.analysis import compare, runs, tables
 from harness.cli import main
 from harness.commands import check_writable
 from harness.commands.compare import compare_of
@@ -145,7 +145,7 @@ def test_table_rows_and_columns(loaded):
 
 
 def test_table_verdicts_follow_the_records(loaded):
-    table = tables.stability_table(loaded.frame, loaded.records, tolerance=1e-6)
+    table = tables.stability_table(loaded.frame, loaded.records)
     rec = loaded.records.set_index(
         ["machine", "commit", "env_name", "check", "dataset", "layout", "dtype", "svd_solver"]
     )
@@ -187,7 +187,7 @@ def test_table_verdicts_follow_the_records(loaded):
 
 
 def test_without_records_large_deviations_are_unclassified(loaded):
-    table = tables.stability_table(loaded.frame, None, tolerance=1e-6)
+    table = tables.stability_table(loaded.frame, None)
     assert "bitwise" not in set(table["verdict"].dropna())  # bits need the record
     big = table["dev_threads"] > 1e-6
     assert (table.loc[big, "v_threads"] == "unclassified").all()
@@ -251,21 +251,19 @@ def test_cli_table_formats(folder, tmp_path, capsys, fmt):
     elif fmt == "json":
         obj = json.loads(text)
         assert obj["kind"] == "stability" and len(obj["environments"]) == 10
-        assert obj["tolerance"] == tables.DEFAULT_TOLERANCE
+        assert "tolerance" not in obj
         assert obj["summary"]["result_files"] == 10
         assert "NaN" not in text
     else:
         assert text.startswith("<!DOCTYPE html>") and text.count("<table") == 10
 
 
-def test_cli_table_stdout_and_bad_tolerance(folder, capsys):
-    assert main(["table", str(folder), "--tolerance", "0.5", "--verdict-checks", "threads"]) == 0
+def test_cli_table_stdout_and_bad_checks(folder, capsys):
+    assert main(["table", str(folder), "--verdict-checks", "threads"]) == 0
     out = capsys.readouterr().out
     assert "Verdict over threads: the worst of their calibrated verdicts." in out
-    assert main(["table", str(folder), "--tolerance", "-1"]) == 2
     assert main(["table", str(folder), "--verdict-checks", "bogus"]) == 2
-    err = capsys.readouterr().err
-    assert "--tolerance: must be >= 0" in err and "unknown check(s) bogus" in err
+    assert "unknown check(s) bogus" in capsys.readouterr().err
 
 
 def test_generic_table_for_other_suites(tmp_path, capsys):
@@ -371,14 +369,36 @@ def test_compare_numerical_change_and_sign_convention(loaded):
     assert set(same.numerical["change"]) == {"none (bitwise)"}
     flip = compare_of(loaded, _selector(0), _selector(3), machine="machine00")
     assert set(flip.numerical["change"]) == {"sign convention"}
-    assert not any("numerically" in f for f in flip.failures)
+    assert not any("beyond rounding" in f for f in flip.failures)
     strict = compare_of(loaded, _selector(0), _selector(3), machine="machine00", fail_on_sign=True)
     assert any("sign convention" in f for f in strict.failures)
     changed = compare_of(loaded, _selector(0), _selector(4), machine="machine00")
-    assert set(changed.numerical["change"]) == {"values changed"}
-    assert any("changed numerically beyond 1e-06" in f for f in changed.failures)
+    assert set(changed.numerical["change"]) == {"beyond rounding"}
+    assert "16 configuration(s) changed beyond rounding" in changed.failures
     assert changed.significance.startswith("asv compare's test")
     assert len(changed.runtime) == 96 and len(changed.checks) == 7 * 24
+
+
+def test_compare_fails_on_the_calibrated_verdict_only(loaded):
+    """Known answers from the generated digests: E2/E4 differ within rounding (no failure), E1/E7
+    beyond rounding (a numerical failure), E1/E10 in sign only (a failure with --fail-on-sign)."""
+    texts = {"bitwise": "none (bitwise)", "sign only": "sign convention"}
+    rounding = compare_of(loaded, "E2", "E4")
+    assert set(rounding.numerical["verdict"]) == {"bitwise", "within rounding"}
+    assert rounding.failures == []
+    beyond = compare_of(loaded, "E1", "E7")
+    assert set(beyond.numerical["verdict"]) == {"beyond rounding"}
+    assert beyond.failures == ["16 configuration(s) changed beyond rounding"]
+    sign = compare_of(loaded, "E1", "E10")
+    assert set(sign.numerical["verdict"]) == {"sign only"}
+    assert sign.numerical["sign_convention"].all()
+    assert not any("beyond rounding" in f or "sign" in f for f in sign.failures)
+    strict = compare_of(loaded, "E1", "E10", fail_on_sign=True)
+    assert "16 configuration(s) changed sign convention" in strict.failures
+    for result in (rounding, beyond, sign):  # the change column names the pair's verdict
+        for r in result.numerical.to_dict("records"):
+            assert r["change"] == texts.get(r["verdict"], r["verdict"])
+    assert compare.change({"comparable": False}) == ("not comparable (shapes differ)", False)
 
 
 def test_compare_slowdown_gates(tmp_path):
@@ -480,7 +500,7 @@ def test_compare_formats(folder, capsys, fmt):
     out = capsys.readouterr().out
     if fmt == "json":
         obj = json.loads(out)
-        assert obj["ok"] is False and obj["numerical"][0]["change"] == "values changed"
+        assert obj["ok"] is False and obj["numerical"][0]["change"] == "beyond rounding"
     elif fmt == "md":
         assert "## Numerical change" in out and "FAIL:" in out
     elif fmt == "csv":
@@ -496,7 +516,8 @@ def test_cli_help_runs():
         text=True,
         cwd=ROOT,
     )
-    assert run.returncode == 0 and "--tolerance" in run.stdout and "1e-6" in run.stdout
+    assert run.returncode == 0 and "--verdict-checks" in run.stdout
+    assert "--tolerance" not in run.stdout  # the verdicts are calibrated, not thresholded
 
 
 @pytest.mark.slow

@@ -15,8 +15,9 @@ benchmark, the newest is used.
   ``asv compare`` marks them: ``+`` slower, ``-`` faster, ``~`` beyond the factor but not
   significant, ``!`` newly failing, ``*`` fixed, ``x`` benchmark version changed.
 - Numerical change, from the artifacts (:mod:`harness.bench.digests`): did the bits move, the
-  largest |difference| and the sign-aligned relative deviation, and whether it is only a
-  sign-convention change (components flipped, values otherwise within tolerance).
+  largest |difference|, the sign-aligned relative deviation and the pair's calibrated verdict
+  (:func:`harness.analysis.crossenv.pair_verdict`, the stability tables' rule), which names the
+  change: bitwise, sign convention, within rounding, explained, undetermined, beyond rounding.
 - Stability checks (``track_*``): the value on each side (reported, not gated).
 - :class:`Summary`: how many runtimes got faster or slower, how many configurations changed
   bits or only signs, peak memory changes, and how many rows changed, are unchanged or skipped.
@@ -25,8 +26,8 @@ The digests are read by :mod:`harness.commands.compare`; the output is rendered 
 :mod:`harness.render.compare`, with each run named by its folder-wide id (E3) and label.
 
 Exit status 1 when a slowdown beyond ``--factor`` (significant) or a newly failing benchmark is
-found, or a numerical change beyond ``--tolerance`` (with ``--fail-on-sign``: a sign flip too);
-else 0. Bad input: 2.
+found, or a configuration changed beyond rounding or no longer comparable (with
+``--fail-on-sign``: a sign-convention change too); else 0. Bad input: 2.
 """
 
 from __future__ import annotations
@@ -50,7 +51,15 @@ from harness.results import environments
 from harness.results.environments import Key
 from harness.results.reader import Loaded
 from harness.results.runs import RunInfo, run_ids
-from harness.vocabulary import CONFIG_COLUMNS, DEFAULT_TOLERANCE, VERDICTS, env_number
+from harness.vocabulary import (
+    BEYOND,
+    BITWISE,
+    CONFIG_COLUMNS,
+    SIGN_ONLY,
+    UNCLASSIFIED,
+    VERDICTS,
+    env_number,
+)
 
 RUNTIME_UNITS = ("seconds", "bytes")
 STAT_COLUMNS = ("ci_99_a", "ci_99_b", "q_25", "q_75", "number", "repeat")
@@ -65,7 +74,6 @@ class Comparison:
     a_runs: list[RunInfo]
     b_runs: list[RunInfo]
     factor: float
-    tolerance: float
     runtime: pd.DataFrame
     numerical: pd.DataFrame
     checks: pd.DataFrame
@@ -409,25 +417,23 @@ def newest_digests(
     )
 
 
-def change(res: dict[str, Any], tolerance: float) -> tuple[str, bool]:
-    """What changed between two digests, and whether it is only the sign convention."""
-    comparable = bool(res.get("comparable", True))
-    dev = deviation(res)
-    flips = res.get("sign_flips") or 0
-    sign_only = comparable and not res.get("bitwise") and flips > 0 and not (dev > tolerance)
-    if not comparable:
-        return "not comparable (shapes differ)", sign_only
-    if res.get("bitwise"):
-        return "none (bitwise)", sign_only
-    if sign_only:
-        return "sign convention", sign_only
-    return ("within tolerance" if dev <= tolerance else "values changed"), sign_only
+#: The change text of the verdicts that are not named by themselves.
+CHANGE_TEXT = {BITWISE: "none (bitwise)", SIGN_ONLY: "sign convention"}
+NOT_COMPARABLE = "not comparable (shapes differ)"
+
+
+def change(res: dict[str, Any]) -> tuple[str, bool]:
+    """What changed between two digests, named by their calibrated pair verdict, and whether it
+    is only the sign convention."""
+    if not res.get("comparable", True):
+        return NOT_COMPARABLE, False
+    v = pair_verdict(res)  # None only when a comparable pair has no deviation: unclassified
+    return CHANGE_TEXT.get(v, v or UNCLASSIFIED), v == SIGN_ONLY
 
 
 def numerical_table(
     a_runs: Sequence[RunInfo],
     b_runs: Sequence[RunInfo],
-    tolerance: float,
     digests: Sequence[Digest],
     compare: Callable[[Digest, Digest], dict[str, Any]] = compare_digests,
 ) -> pd.DataFrame:
@@ -437,7 +443,7 @@ def numerical_table(
     for config in sorted(set(a_side) & set(b_side), key=lambda c: tuple(str(x) for x in c)):
         res = compare(a_side[config], b_side[config])
         comparable = bool(res.get("comparable", True))
-        what, sign_only = change(res, tolerance)
+        what, sign_only = change(res)
         rows.append(
             {
                 **dict(zip((*CONFIG_COLUMNS, "condition"), config, strict=True)),
@@ -461,7 +467,6 @@ def compare_runs(
     *,
     digests: Sequence[Digest] = (),
     factor: float = 1.1,
-    tolerance: float | None = None,
     machine: str | None = None,
     fail_on_sign: bool = False,
 ) -> Comparison:
@@ -469,9 +474,6 @@ def compare_runs(
     hold at least those of the selected runs (:mod:`harness.commands.compare` reads them)."""
     if factor <= 0:
         raise HarnessError("--factor: must be > 0")
-    tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
-    if tolerance < 0:
-        raise HarnessError("--tolerance: must be >= 0")
     a_runs, b_runs, choice = sides(loaded, a, b, machine)
     a_keys, b_keys = {r.key for r in a_runs}, {r.key for r in b_runs}
     better, significance = asv_decider()
@@ -482,9 +484,8 @@ def compare_runs(
         a_runs=a_runs,
         b_runs=b_runs,
         factor=factor,
-        tolerance=tolerance,
         runtime=runtime_table(pairs, factor, better),
-        numerical=numerical_table(a_runs, b_runs, tolerance, digests),
+        numerical=numerical_table(a_runs, b_runs, digests),
         checks=checks_table(pairs),
         significance=significance,
         ids=environments.ids(loaded),
@@ -576,7 +577,7 @@ def summarize(result: Comparison) -> Summary:
 
 
 def failures(result: Comparison, fail_on_sign: bool) -> list[str]:
-    """Why the exit status is 1: significant slowdowns, new failures, numerical changes."""
+    """Why the exit status is 1: significant slowdowns, new failures, changes beyond rounding."""
     out = []
     slower = result.runtime[result.runtime["mark"] == "+"]
     broken = result.runtime[result.runtime["mark"] == "!"]
@@ -588,11 +589,9 @@ def failures(result: Comparison, fail_on_sign: bool) -> list[str]:
         out.append(f"{len(broken)} benchmark(s) newly failing")
     num = result.numerical
     if len(num):
-        changed = num[(num["change"] == "values changed") | ~num["comparable"].astype(bool)]
+        changed = num[(num["verdict"] == BEYOND) | ~num["comparable"].astype(bool)]
         if len(changed):
-            out.append(
-                f"{len(changed)} configuration(s) changed numerically beyond {result.tolerance:g}"
-            )
+            out.append(f"{len(changed)} configuration(s) changed beyond rounding")
         signs = num[num["sign_convention"].astype(bool)]
         if fail_on_sign and len(signs):
             out.append(f"{len(signs)} configuration(s) changed sign convention")

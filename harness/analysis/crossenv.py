@@ -40,7 +40,6 @@ from harness.results.runs import RunInfo, select, unique_labels
 from harness.vocabulary import (
     CONFIG_COLUMNS,
     CONFIG_KEYS,
-    DEFAULT_TOLERANCE,
     VERDICTS,
     env_id,
     env_number,
@@ -79,7 +78,6 @@ class CrossEnv:
     pairs: pd.DataFrame
     summary: pd.DataFrame
     baseline: str | None
-    tolerance: float
     problems: list[str]
 
 
@@ -142,7 +140,6 @@ def crossenv(
     ids: Mapping[Key, str],
     *,
     baseline: str | None = None,
-    tolerance: float | None = None,
     compare: Callable[[Digest, Digest], dict[str, Any]] = compare_digests,
     problems: Sequence[str] = (),
 ) -> CrossEnv:
@@ -151,7 +148,6 @@ def crossenv(
     ``infos`` label the runs (one per run the digests come from), ``ids`` are the folder's
     environment ids, ``problems`` the lines reported while reading the digests.
     """
-    tolerance = DEFAULT_TOLERANCE if tolerance is None else tolerance
     by_run: dict[Key, dict[tuple[Any, ...], Digest]] = {}
     for d in digests:
         key = (d.key.machine, d.key.commit, d.key.env_name)
@@ -179,7 +175,7 @@ def crossenv(
             rows.append(_pair_row(config, sides, res))
     pairs_df = pd.DataFrame(rows, columns=PAIR_COLUMNS)
     base_id = idmap[base] if base is not None else None
-    return CrossEnv(envs, pairs_df, summarize(pairs_df), base_id, tolerance, list(problems))
+    return CrossEnv(envs, pairs_df, summarize(pairs_df), base_id, list(problems))
 
 
 def _baseline_key(

@@ -39,7 +39,6 @@ from harness.vocabulary import (
     CHECKS,
     CONFIG_COLUMNS,
     CONFIG_KEYS,
-    DEFAULT_TOLERANCE,
     PEAKMEM,
     RUNTIME,
     UNCLASSIFIED,
@@ -166,7 +165,6 @@ def stability_table(
     frame: pd.DataFrame,
     records: pd.DataFrame | None = None,
     *,
-    tolerance: float = DEFAULT_TOLERANCE,
     verdict_checks: Sequence[str] = VERDICT_CHECKS,
     commit: str | None = None,
     machine: str | None = None,
@@ -194,11 +192,10 @@ def stability_table(
     )
     rec = _record_arrays(records, runs, row_keys) if records is not None and len(records) else {}
     vc = [c for c in verdict_checks if c in CHECKS]
-    out.update(_check_columns(g, rec, tolerance, vc))
+    out.update(_check_columns(g, rec, vc))
     table = pd.DataFrame(out)
     order = ["environment", "machine", "commit", "env_name", *CONFIG_COLUMNS]
     table = table.sort_values(order, kind="stable", key=_sort_key).reset_index(drop=True)[columns]
-    table.attrs["tolerance"] = tolerance
     table.attrs["verdict_checks"] = list(vc)
     return table
 
@@ -317,7 +314,7 @@ def _rel_iqr(frame: pd.DataFrame, rows: np.ndarray, values: np.ndarray) -> np.nd
 
 
 def _check_columns(
-    g: _Grouped, rec: dict[str, dict[str, np.ndarray]], tolerance: float, vc: Sequence[str]
+    g: _Grouped, rec: dict[str, dict[str, np.ndarray]], vc: Sequence[str]
 ) -> dict[str, Any]:
     """Per check its deviation and verdict; then sigdigits, knn_jaccard and the verdict."""
     out: dict[str, Any] = {}

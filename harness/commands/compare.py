@@ -39,7 +39,6 @@ def cli_compare(args: argparse.Namespace) -> int:
         args.a,
         args.b,
         factor=args.factor,
-        tolerance=args.tolerance,
         machine=getattr(args, "machine", None),
         fail_on_sign=getattr(args, "fail_on_sign", False),
         warn=stderr_warn("compare"),

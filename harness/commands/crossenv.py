@@ -127,7 +127,6 @@ def crossenv_of(
     loaded: Loaded,
     *,
     baseline: str | None = None,
-    tolerance: float | None = None,
     warn: Warn | None = None,
     commit: str | None = None,
     machine: str | None = None,
@@ -153,7 +152,6 @@ def crossenv_of(
         run_infos(loaded, keys),
         environments.ids(loaded),
         baseline=baseline,
-        tolerance=tolerance,
         problems=problems,
     )
 
@@ -167,8 +165,6 @@ FORMATS = {
 
 
 def cli_crossenv(args: argparse.Namespace) -> int:
-    if args.tolerance is not None and args.tolerance < 0:
-        raise HarnessError("--tolerance: must be >= 0")
     root = Path(args.results)
     if not root.is_dir():
         raise HarnessError(f"{root}: not a directory")
@@ -177,7 +173,6 @@ def cli_crossenv(args: argparse.Namespace) -> int:
     result = crossenv_of(
         loaded,
         baseline=args.baseline,
-        tolerance=args.tolerance,
         warn=stderr_warn("crossenv"),
         commit=getattr(args, "commit", None),
         machine=getattr(args, "machine", None),

@@ -16,30 +16,18 @@ from harness.render import tables as render_tables
 from harness.results import environments
 from harness.results.reader import Loaded
 from harness.study import missing
-from harness.vocabulary import DEFAULT_TOLERANCE
-
-
-def tolerance_of(args: argparse.Namespace) -> float:
-    """``--tolerance``, checked: the default when not given, HarnessError when negative."""
-    tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
-    if tolerance < 0:
-        raise HarnessError("--tolerance: must be >= 0")
-    return tolerance
 
 
 def build(loaded: Loaded, args: argparse.Namespace) -> tuple[pd.DataFrame, bool]:
     """The stability table (the generic one when the folder has no PCA benchmarks), with the
     folder-wide environment ids and labels that tell runs apart."""
-    tolerance = tolerance_of(args)
     select = {
         "commit": args.commit,
         "machine": args.machine,
         "all_commits": getattr(args, "all_commits", False),
     }
     checks = tables.parse_checks(getattr(args, "verdict_checks", None))
-    table = tables.stability_table(
-        loaded.frame, loaded.records, tolerance=tolerance, verdict_checks=checks, **select
-    )
+    table = tables.stability_table(loaded.frame, loaded.records, verdict_checks=checks, **select)
     generic = not len(table)
     if generic:
         table = tables.generic_table(loaded.frame, **select)

@@ -94,7 +94,7 @@ def numerical(result: Comparison, show_all: bool = True) -> Table:
                      render.fmt_float(r["deviation"]), str(int(r["sign_flips"] or 0)),
                      r["change"]])  # fmt: skip
     title = _title(
-        f"Numerical change (tolerance {result.tolerance:g}; from the artifacts)",
+        "Numerical change (from the artifacts; the pair's calibrated verdict)",
         len(shown),
         len(result.numerical),
         show_all,
@@ -185,9 +185,7 @@ def verdict_line(result: Comparison) -> str:
     """FAIL with the reasons, or OK."""
     if result.failures:
         return "FAIL: " + "; ".join(result.failures) + "."
-    return (
-        "OK: no significant slowdown beyond the factor, no numerical change beyond the tolerance."
-    )
+    return "OK: no significant slowdown beyond the factor, no numerical change beyond rounding."
 
 
 def _sides(result: Comparison) -> list[tuple[str, str, list[str]]]:
@@ -256,7 +254,6 @@ def to_json(result: Comparison, show_all: bool = True) -> str:
             "a": {"selector": result.a, "runs": runs(result.a_runs)},
             "b": {"selector": result.b, "runs": runs(result.b_runs)},
             "factor": result.factor,
-            "tolerance": result.tolerance,
             "significance": result.significance,
             "runtime": render.records(result.runtime),
             "numerical": render.records(result.numerical),

@@ -138,7 +138,6 @@ def to_json(result: CrossEnv) -> str:
         {
             "environments": result.envs,
             "baseline": result.baseline,
-            "tolerance": result.tolerance,
             "pairs": render.records(result.pairs),
             "summary": render.records(result.summary),
             "problems": len(result.problems),

@@ -65,7 +65,7 @@ from harness.render import tables as render_tables
 from harness.render.formats import Table
 from harness.results import environments
 from harness.results.problems import relative_line
-from harness.vocabulary import DEFAULT_TOLERANCE, RUN_KEY, VERDICT_CHECKS, env_number
+from harness.vocabulary import RUN_KEY, VERDICT_CHECKS, env_number
 
 if TYPE_CHECKING:  # pragma: no cover
     from harness.analysis.crossenv import CrossEnv
@@ -394,16 +394,12 @@ def build(
     loaded: Loaded,
     *,
     baseline: str | None = None,
-    tolerance: float | None = None,
     all_commits: bool = False,
     cross: CrossEnv | None = None,
     warn: Any = None,
 ) -> Report:
     """Every output of the report, in memory (see the module docstring)."""
-    tol = DEFAULT_TOLERANCE if tolerance is None else tolerance
-    raw = tables.stability_table(
-        loaded.frame, loaded.records, tolerance=tol, all_commits=all_commits
-    )
+    raw = tables.stability_table(loaded.frame, loaded.records, all_commits=all_commits)
     generic = raw.empty
     if generic:
         raw = tables.generic_table(loaded.frame, all_commits=all_commits)
@@ -418,7 +414,7 @@ def build(
             warn(line)
 
     if cross is None:
-        cross = _crossenv(loaded, baseline, envs, note, tolerance=tol, all_commits=all_commits)
+        cross = _crossenv(loaded, baseline, envs, note, all_commits=all_commits)
     problems = sorted({relative_line(p, loaded.root) for p in problems})
     change = dict(zip(envs["id"], envs["change"], strict=True))
     figures = [heatmap(*deviation_matrix(table, cross, envs), change)] if len(envs) else []
@@ -670,15 +666,12 @@ def _umask() -> int:
 
 def cli_report(args: argparse.Namespace) -> int:
     """``python -m harness report RESULTS OUTDIR``."""
-    if args.tolerance is not None and args.tolerance < 0:
-        raise HarnessError("--tolerance: must be >= 0")
     out = Path(args.outdir)
     check_outdir(out)  # before any work (``harness.cli`` checked that it can be written)
     loaded = load(args.results, "report")
     report = build(
         loaded,
         baseline=getattr(args, "baseline", None),
-        tolerance=args.tolerance,
         all_commits=getattr(args, "all_commits", False),
         warn=stderr_warn("report"),
     )

@@ -21,7 +21,6 @@ from harness.vocabulary import (
     BY_VERDICT,
     CHECKS,
     CONFIG_COLUMNS,
-    DEFAULT_TOLERANCE,
     NO_NUMBER,
     VERDICT_CHECKS,
     VERDICT_INFO,
@@ -38,9 +37,8 @@ RUN_COLUMNS = ("environment", "machine", "commit", "env_name")
 NOISY_MARK = " ±"
 
 
-def legend(tolerance: float, verdict_checks: Sequence[str]) -> str:
-    """What the marks and the verdict column mean (``tolerance`` is not used by the verdicts)."""
-    del tolerance  # the verdicts are calibrated against the exact covariance, not a tolerance
+def legend(verdict_checks: Sequence[str]) -> str:
+    """What the marks and the verdict column mean."""
     marks = ", ".join(f"{v.mark.strip()} {v.name}" for v in VERDICT_INFO if v.mark.strip())
     return (
         f"Runtime{NOISY_MARK}: its interquartile range exceeds {noise.NOISY:.0%} of the median. "
@@ -191,10 +189,7 @@ def _meta_line(meta: Row, code: bool = True) -> str:
 
 
 def _legend_of(table: pd.DataFrame) -> str:
-    return legend(
-        table.attrs.get("tolerance", DEFAULT_TOLERANCE),
-        table.attrs.get("verdict_checks", VERDICT_CHECKS),
-    )
+    return legend(table.attrs.get("verdict_checks", VERDICT_CHECKS))
 
 
 def to_markdown(
@@ -245,7 +240,6 @@ def to_json(
         "summary": summary or {},
     }
     if not generic:
-        obj["tolerance"] = table.attrs.get("tolerance", DEFAULT_TOLERANCE)
         obj["verdict_checks"] = table.attrs.get("verdict_checks", list(VERDICT_CHECKS))
     return render.json_text(obj)
 
