@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,24 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         raw = read_regular(path)
     except UnreadableError as err:
         raise JSONLinesError(path, err.reason) from None
+    if str(path).endswith(".gz"):
+        raw = _gunzip(raw, path)
     return parse_jsonl(raw, path)
+
+
+def _gunzip(raw: bytes, path: str | os.PathLike[str]) -> bytes:
+    """A ``.jsonl.gz``'s content, at most MAX_SIDECAR_BYTES of it (a small file can unpack to
+    gigabytes: the limit applies to what it unpacks to)."""
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = d.decompress(raw, MAX_SIDECAR_BYTES + 1)
+    except zlib.error as err:
+        raise JSONLinesError(path, f"not gzip ({err})") from None
+    if len(out) > MAX_SIDECAR_BYTES:
+        raise JSONLinesError(path, f"unpacks to more than {MAX_SIDECAR_BYTES:,} bytes")
+    if not d.eof:
+        raise JSONLinesError(path, "truncated (gzip stream cut short)")
+    return out
 
 
 def parse_jsonl(raw: bytes, path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -166,3 +166,60 @@ def test_stability_numbers_records_and_artifacts(asv_smoke):
     assert artifacts.compare_digests(d, d)["verdict"] == "bitwise"
     size = sum(p.stat().st_size for p in (folder / "artifacts").glob("*.npz"))
     assert size < 1_000_000
+
+
+def test_packing_a_run_folder_loses_nothing_the_tables_read(asv_smoke, tmp_path):
+    """harness.study.pack on a real run: records gzip'd, the digests of configurations the
+    process check found not reproducible dropped with the reason; the table is unchanged."""
+    import shutil
+
+    from harness.results.reader import scan
+    from harness.study import pack
+
+    packed = tmp_path / "results"
+    shutil.copytree(asv_smoke["results"], packed)
+    machine = packed / "testbox"
+    folder = next(f for f in (machine / "harness").iterdir() if f.name != ANCHORS_DIR)
+    n_records = len(list(folder.glob("records/*/*.jsonl")))
+    line = pack.pack(machine, folder)
+    assert f"{n_records} records gzip'd" in line
+    assert not list(folder.glob("records/*/*.jsonl")) and list(folder.glob("records/*/*.gz"))
+    # the dropped digests are exactly those whose process record is not bitwise
+    process = {
+        p.name.removesuffix(".jsonl"): read_jsonl(p)[0]
+        for p in (_harness_folder(asv_smoke) / "records" / pack.PROCESS_BENCHMARK).glob("*.jsonl")
+    }
+    unreproducible = {
+        k for k, r in process.items() if r["status"] == "ok" and not r["comparison"]["bitwise"]
+    }
+    omitted = {
+        r["artifact"].removesuffix(".npz")
+        for r in read_jsonl(folder / "artifacts" / "omitted.jsonl")
+    }
+    assert omitted == unreproducible and omitted  # lobpcg with scipy >= 1.17 at least
+    assert not any((folder / "artifacts" / f"{k}.npz").exists() for k in omitted)
+    assert pack.pack(machine, folder).startswith(f"packed {folder.name}: 0 records")  # idempotent
+
+    env = {k: v for k, v in asv_smoke["env"].items() if k != "HARNESS_DATASETS"}
+    before, after = scan(asv_smoke["results"]), scan(packed)
+    cols = [c for c in before.records.columns if c != "file"]
+    key = ["benchmark", "params_key"]
+    pd_equal = (
+        before.records[cols]
+        .sort_values(key)
+        .reset_index(drop=True)
+        .equals(after.records[cols].sort_values(key).reset_index(drop=True))
+    )
+    assert pd_equal and len(after.records) == n_records
+    tables = [
+        subprocess.run(
+            [sys.executable, "-m", "harness", "table", str(r), "--machine", "testbox"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=True,
+        ).stdout
+        for r in (asv_smoke["results"], packed)
+    ]
+    assert tables[0] == tables[1]

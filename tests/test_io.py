@@ -49,3 +49,23 @@ def test_read_jsonl_names_file_and_line(tmp_path, content, reason):
 def test_read_jsonl_of_a_missing_file(tmp_path):
     with pytest.raises(io.JSONLinesError, match="cannot read"):
         io.read_jsonl(tmp_path / "absent.jsonl")
+
+
+def test_gzip_jsonl_reads_like_jsonl_and_bad_gzip_is_named(tmp_path):
+    """Packed study records (.jsonl.gz): read like .jsonl; a file that is not gzip, is cut
+    short, or unpacks beyond the sidecar limit is refused with the reason, never read whole."""
+    import gzip
+
+    good = tmp_path / "r.jsonl.gz"
+    good.write_bytes(gzip.compress(b'{"a": 1}\n{"b": 2}\n', mtime=0))
+    assert io.read_jsonl(good) == [{"a": 1}, {"b": 2}]
+    cases = {
+        "plain.jsonl.gz": (b'{"a": 1}\n', "not gzip"),
+        "cut.jsonl.gz": (gzip.compress(b'{"a": 1}\n' * 1000)[:40], "truncated"),
+        "bomb.jsonl.gz": (gzip.compress(b" " * (io.MAX_SIDECAR_BYTES + 10)), "unpacks to more"),
+    }
+    for name, (raw, why) in cases.items():
+        (tmp_path / name).write_bytes(raw)
+        with pytest.raises(io.JSONLinesError, match=why) as err:
+            io.read_jsonl(tmp_path / name)
+        assert name in str(err.value)

@@ -541,7 +541,9 @@ def record_files(root: Path) -> list[list[Any]]:
                 try:
                     with os.scandir(bench.path) as it:
                         names = sorted(
-                            e.name for e in it if e.name.endswith(".jsonl") and e.name[0] != "."
+                            e.name
+                            for e in it
+                            if e.name.endswith((".jsonl", ".jsonl.gz")) and e.name[0] != "."
                         )
                 except OSError:
                     raise _Unlisted(bench.path) from None

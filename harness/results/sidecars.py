@@ -482,7 +482,7 @@ def load_records(path: str | os.PathLike[str] | None, *, warn: Warn | None = Non
             if not records.is_dir():
                 continue
             for bench in subfolders(records, root, warn):
-                for file in sorted(bench.glob("*.jsonl")):
+                for file in sorted([*bench.glob("*.jsonl"), *bench.glob("*.jsonl.gz")]):
                     try:
                         rows.append(
                             {**record_row(read_first_line(file)), "file": relpath(file, root)}

@@ -32,8 +32,8 @@ from tqdm import tqdm
 from harness import io
 from harness.bench import backends, store
 from harness.results import asvfiles, sidecars
-from harness.study import missing
-from harness.vocabulary import env_key
+from harness.study import missing, pack
+from harness.vocabulary import HARNESS_DIR, env_key, run_folder_name
 
 ROOT = Path(__file__).resolve().parents[2]  # harness/study/driver.py -> the repository
 
@@ -276,6 +276,16 @@ def _record(step: Step, machine: str, commit: str, status: str, reason: str, log
     }
 
 
+def _pack(machine_folder: Path, commit: str, step: Step) -> str | None:
+    """Pack a run folder asv has finished writing (harness.study.pack); None when absent."""
+    folder = machine_folder / HARNESS_DIR / run_folder_name(commit, step.env_name)
+    if not folder.is_dir() or not has_results(
+        machine_folder.parent, machine_folder.name, commit, step
+    ):
+        return None
+    return pack.pack(machine_folder, folder)
+
+
 def backend_problem(step: Step) -> str | None:
     """Why the BLAS implementation this step asks for cannot be loaded here (None: it can)."""
     name = step.env_nobuild.get(backends.ENV) or step.env.get(backends.ENV)
@@ -342,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         check=False,
     )
     failed = 0
+    machine_folder = results_dir / args.machine
+    for s in todo:  # environments an earlier driver ran before it packed (idempotent)
+        _pack(machine_folder, commit, s)
     bar = tqdm(todo, unit="env", file=sys.stderr)
     for s in bar:
         bar.set_description(s.describe()[:60])
@@ -357,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         start = time.monotonic()
         outcome = run_step(s, conf, commit, args.machine, root, log_dir, source)
         record_time(results_dir, args.machine, commit, s, outcome, time.monotonic() - start)
+        if line := _pack(machine_folder, commit, s):
+            bar.write(line)
         failed += outcome != "done"
         bar.write(f"{outcome}: {s.describe()}")
     print(
