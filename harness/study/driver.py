@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     failed = 0
     machine_folder = results_dir / args.machine
-    for s in todo:  # environments an earlier driver ran before it packed (idempotent)
+    for s in steps(conf_path):  # every environment an earlier driver left unpacked
         _pack(machine_folder, commit, s)
     bar = tqdm(todo, unit="env", file=sys.stderr)
     for s in bar:
