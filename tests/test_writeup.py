@@ -210,3 +210,24 @@ def test_an_input_line_that_is_not_one_is_skipped_with_a_warning(results_copy, t
     err = capsys.readouterr().err
     assert str(inputs) in err and "Traceback" not in err
     assert out.read_text() == (RESULTS / "README.md").read_text()
+
+
+def test_wall_minutes_are_the_drivers_last_done_time_per_environment():
+    """The study's cost with environment creation: from study/timings.jsonl, the last 'done'
+    time of each environment that has results at the study's commit (a failed or other-commit
+    line does not count)."""
+    import pandas as pd
+
+    from harness.analysis.study import wall_minutes
+
+    envs = pd.DataFrame({"commit": ["c1", "c1"], "env_name": ["a", "b"]})
+    timings = [
+        {"commit": "c1", "env_name": "a", "outcome": "failed to install", "seconds": 30},
+        {"commit": "c1", "env_name": "a", "outcome": "done", "seconds": 600},
+        {"commit": "c1", "env_name": "a", "outcome": "done", "seconds": 300},  # a rerun: last
+        {"commit": "c0", "env_name": "b", "outcome": "done", "seconds": 900},
+        {"commit": "c1", "env_name": "b", "outcome": "done", "seconds": 120},
+        {"commit": "c1", "env_name": "z", "outcome": "done", "seconds": 60},  # no results
+        {"commit": "c1", "env_name": "b", "outcome": "done", "seconds": "x"},  # not a number
+    ]
+    assert wall_minutes(timings, envs) == [2.0, 5.0]

@@ -8,7 +8,7 @@ other function derives numbers from it. The prose around them is :mod:`harness.r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +60,8 @@ class Study:
     inputs: list[dict[str, Any]]
     same_inputs: int
     minutes: list[float]
+    #: Per environment, the driver's wall time in minutes: creation, installation and asv.
+    wall_minutes: list[float] = field(default_factory=list)
     #: The verdicts' validation grid (:func:`harness.analysis.calibration.grid`), when kept.
     calibration: pd.DataFrame | None = None
 
@@ -139,6 +141,22 @@ def bench_minutes(frame: pd.DataFrame, envs: pd.DataFrame) -> list[float]:
         - sub["started_at"].groupby(sub["env_name"], observed=True).min()
     )
     return sorted(spans.dt.total_seconds().div(60).tolist())
+
+
+def wall_minutes(timings: Sequence[dict[str, Any]], envs: pd.DataFrame) -> list[float]:
+    """Per environment with results, the study driver's last recorded wall time in minutes
+    (``study/timings.jsonl``: creation, installation and the asv run, which asv's results lack)."""
+    wanted = {(str(e.commit), str(e.env_name)) for e in envs.itertuples()}
+    last: dict[str, float] = {}
+    for t in timings:
+        key = (str(t.get("commit")), str(t.get("env_name")))
+        if (
+            key in wanted
+            and t.get("outcome") == "done"
+            and isinstance(t.get("seconds"), int | float)
+        ):
+            last[key[1]] = float(t["seconds"]) / 60
+    return sorted(last.values())
 
 
 def not_run(
@@ -612,6 +630,7 @@ def assemble(
     inputs_per_env: Sequence[list[dict[str, Any]]],
     steps: Sequence[Any],
     calibration: pd.DataFrame | None = None,
+    timings: Sequence[dict[str, Any]] = (),
 ) -> Study:
     """The study of ``machine`` at ``commit`` (None: every commit), from what the loader read."""
     base = envs[envs["baseline"]].iloc[0]
@@ -635,5 +654,6 @@ def assemble(
         inputs=data,
         same_inputs=same,
         minutes=bench_minutes(loaded.frame, envs),
+        wall_minutes=wall_minutes(timings, envs),
         calibration=calibration,
     )

@@ -86,8 +86,30 @@ def load(
     grid = root / GRID_FILE
     cal = pd.DataFrame(io.read_jsonl(grid)) if grid.is_file() else None
     return analysis.assemble(
-        root, machine, commit, loaded, table, envs, cross, without, per_env, steps, cal
+        root,
+        machine,
+        commit,
+        loaded,
+        table,
+        envs,
+        cross,
+        without,
+        per_env,
+        steps,
+        cal,
+        timings=_timings(root, machine, warn),
     )
+
+
+def _timings(root: Path, machine: str, warn: Callable[[str], None]) -> list[dict[str, Any]]:
+    path = driver.timings_path(root, machine)
+    if not path.exists():
+        return []
+    try:
+        return io.read_jsonl(path)
+    except ValueError as err:
+        warn(f"{err}; the study's wall times left out")
+        return []
 
 
 def _only_study_machine(root: Path) -> str:
@@ -435,14 +457,21 @@ def _data_line(rows: list[dict[str, Any]], same: int, total: int) -> str:
     )
 
 
-def _cost_line(minutes: list[float]) -> str:
-    if not minutes:
-        return ""
-    return (
-        f"asv benchmarked each environment in {statistics.median(minutes):.1f} min (median; "
-        f"{min(minutes):.1f} to {max(minutes):.1f}), {sum(minutes) / 60:.1f} h in all, environment "
-        "creation not included.\n\n"
-    )
+def _cost_line(minutes: list[float], wall: list[float]) -> str:
+    out = ""
+    if minutes:
+        out += (
+            f"asv benchmarked each environment in {statistics.median(minutes):.1f} min (median; "
+            f"{min(minutes):.1f} to {max(minutes):.1f}), {sum(minutes) / 60:.1f} h in all. "
+        )
+    if wall:
+        out += (
+            f"With its creation and installation, each environment took "
+            f"{statistics.median(wall):.1f} min (median; {min(wall):.1f} to {max(wall):.1f}), "
+            f"{sum(wall) / 60:.1f} h for the {len(wall)} environments (the driver's wall "
+            "times, `study/timings.jsonl`)."
+        )
+    return out + "\n\n" if out else ""
 
 
 def _header(study: Study, f: dict[str, Any]) -> list[str]:
@@ -457,7 +486,7 @@ def _header(study: Study, f: dict[str, Any]) -> list[str]:
         f"Machine `{study.machine}` ({model}, {cores} cores), commit `{study.commit[:8]}`, "
         f"{f['environments']} environments with results{without}.\n\n",
         _data_line(study.inputs, study.same_inputs, len(study.envs)),
-        _cost_line(study.minutes),
+        _cost_line(study.minutes, study.wall_minutes),
         "## What was covered\n\n",
         "".join(f"- {k}: {len(v)} ({', '.join(v)})\n" for k, v in f["coverage"].items()),
         "\n## Environments\n\n",
