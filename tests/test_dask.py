@@ -23,14 +23,17 @@ from conftest import MACHINE, ROOT, run_asv_once
 from scipy import sparse
 
 import harness
-from harness.analysis import scaling
-from harness.bench import dask_arrays, dask_stability, datasets, scale_data, support
-from harness.bench.pca import make_anndata
+from harness.analysis import rounding, scaling
+from harness.analysis.rounding import VERDICTS
+from harness.bench import dask_arrays, dask_stability, datasets, scale_data, support, verdicts
+from harness.bench.pca import N_COMPS, make_anndata
 from harness.io import read_jsonl
 from harness.render import scaling as render_scaling
 from harness.results.sidecars import read_inputs
 from harness.study.driver import load_conf
 
+#: What a known-answer comparison of rounding-level differences may read (never beyond rounding).
+NOT_BEYOND = ("bitwise", "sign only", "within rounding", "explained", "undetermined")
 #: Nothing listens here: connecting is refused, and the client gives up after its timeout.
 UNREACHABLE = "tcp://127.0.0.1:9"
 TINY = "dask_tiny"
@@ -188,6 +191,97 @@ def test_stability_checks_on_dask(dask_stability_run):
         "local-2x1-r1000-main-0",
         "local-2x1-r2500-main-0",
     ]
+    # Every record carries the calibrated verdict, as the in-memory suite's do (issue #10).
+    for record in found.values():
+        _assert_judged(record)
+        if record["value"] == 0.0:
+            assert record["judgement"]["verdict"] == "bitwise" and record["moved"] == []
+    # The same covariance + eigh on one scheduler or another, on dask or in memory: rounding.
+    for case in [("scheduler", "threaded"), ("workers", "local"), ("memory", "local")]:
+        assert found[case]["judgement"]["verdict"] in NOT_BEYOND, case
+
+
+def _assert_judged(record: dict) -> None:
+    j = record["judgement"]
+    assert j["verdict"] in VERDICTS
+    assert sum(j["counts"].values()) == N_COMPS == len(j["components"]["verdict"])
+    assert j["paths"] == ["gram", "gram"]  # covariance + eigh on dask-csr, and in memory
+    assert set(record["outputs"]) == {"embedding", "loadings", "variance"}
+    assert record["moved"] == [n for n, o in record["outputs"].items() if o["max_rel_diff"] > 0]
+    assert "knn_jaccard" in record["downstream"]  # 4,000 cells: computed
+
+
+# --- the calibrated verdict of dask records ----------------------------------------------------
+
+
+def test_the_chunk_wise_exact_problem_is_the_in_memory_one(monkeypatch, tmp_path):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path))
+    folder = tmp_path / "problems"
+    chunked = verdicts.problem(TINY, "dask-csr", "float32", folder)
+    exact = rounding.problem_of(scale_data.load_in_memory(TINY))
+    np.testing.assert_allclose(chunked.values, exact.values, rtol=1e-12, atol=0)
+    assert chunked.gram_scale == pytest.approx(exact.gram_scale, rel=1e-12)
+    assert chunked.n_obs == exact.n_obs == 4_000
+    # Kept on disk under the store's sha256, shared by both dask layouts.
+    sha = scale_data.meta(scale_data.ensure(TINY))["sha256"]
+    assert [p.name for p in folder.iterdir()] == [f"problem-{sha[:16]}.npz"]
+    again = verdicts.problem(TINY, "dask-dense", "float32", folder)
+    assert np.array_equal(again.cov, chunked.cov)
+
+
+def test_problem_of_blocks_is_problem_of_the_stacked_rows():
+    x = sparse.random(900, 40, density=0.3, format="csr", random_state=1, dtype=np.float32)
+    for m in (x, x.toarray() - 0.05 * (np.arange(900) > 600)[:, None]):  # negatives at the end
+        blocks = [m[i : i + 250] for i in range(0, 900, 250)]
+        a, b = rounding.problem_of_blocks(blocks), rounding.problem_of(m)
+        np.testing.assert_allclose(a.cov, b.cov, rtol=0, atol=1e-13 * np.abs(b.cov).max())
+        assert a.gram_scale == pytest.approx(b.gram_scale, rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory):
+    """dask_tiny's covariance_eigh on the threaded scheduler in row chunks of 1,000 and 2,500,
+    and in memory (CSR)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HARNESS_CACHE", str(tmp_path_factory.mktemp("cache")))
+        mp.delenv(dask_arrays.CHUNKS_ENV, raising=False)
+        config = dask_stability.DaskConfig(
+            TINY, "dask-csr", "float32", "covariance_eigh", "threaded"
+        )
+        session = dask_arrays.start("threaded", dask_arrays.Shape(1, 2))
+        try:
+            out = {
+                rows: dask_stability._compute(
+                    session, config, dask_stability.Run("threaded", "1x2", rows)
+                )
+                for rows in (1_000, 2_500)
+            }
+        finally:
+            session.close()
+        out["memory"] = dask_stability._compute(
+            None, config, dask_stability.Run(dask_stability.MEMORY, "-", 0)
+        )
+        yield config, out
+
+
+def test_dask_records_carry_the_calibrated_verdict(tiny_runs, monkeypatch):
+    config, out = tiny_runs
+    same = dask_stability.summarize("repeat", config, [out[1_000], out[1_000]])
+    _assert_judged(same)
+    assert same["judgement"]["verdict"] == "bitwise" and same["moved"] == []
+    assert same["downstream"]["identical"]
+    for check, other in [("chunks", 2_500), ("memory", "memory")]:
+        record = dask_stability.summarize(check, config, [out[1_000], out[other]])
+        _assert_judged(record)
+        assert record["value"] > 0 and record["judgement"]["verdict"] in NOT_BEYOND, check
+    # Over DOWNSTREAM_MAX_CELLS (the scale datasets) no kNN is built, and the record says why.
+    monkeypatch.setattr(dask_stability, "DOWNSTREAM_MAX_CELLS", 1_000)
+    record = dask_stability.summarize("chunks", config, [out[1_000], out[2_500]])
+    assert record["downstream"] == {
+        "unavailable": "kNN and Leiden over 4,000 cells are out of this suite's budget "
+        "(exact kNN up to 1,000 cells)"
+    }
+    assert record["judgement"]["verdict"] in NOT_BEYOND
 
 
 # --- rules without asv -----------------------------------------------------------------------

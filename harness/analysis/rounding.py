@@ -50,6 +50,7 @@ is right on planted spectra and perturbations of known size, and the tests asser
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -102,18 +103,47 @@ class Problem:
 
 def problem_of(x) -> Problem:
     """The exact covariance of ``x`` (dense or sparse, any float dtype), in float64."""
-    n = x.shape[0]
     x64 = x.astype(np.float64)
     mean = np.asarray(x64.mean(axis=0)).ravel()
-    gram = (x64.T @ x64).toarray() if sparse.issparse(x64) else x64.T @ x64
-    cov = (np.asarray(gram) - n * np.outer(mean, mean)) / (n - 1)
+    return problem_from_gram(_gram(x64), mean, x.shape[0], _gram(abs(x64)))
+
+
+def problem_of_blocks(blocks: Iterable) -> Problem:
+    """:func:`problem_of` of the rows of ``blocks`` stacked, one block in memory at a time: the
+    float64 Gram and column sums are accumulated block by block (a dask array's chunks)."""
+    gram = abs_gram = sums = None
+    n = 0
+    for block in blocks:
+        b64 = block.astype(np.float64)
+        g = _gram(b64)
+        if gram is None:
+            gram, sums = np.zeros_like(g), np.zeros(g.shape[0])
+        if abs_gram is None and b64.min() < 0:
+            # Every block so far was non-negative, so |X|^T |X| = X^T X up to here.
+            abs_gram = gram.copy()
+        gram += g
+        if abs_gram is not None:
+            abs_gram += _gram(abs(b64))
+        sums += np.asarray(b64.sum(axis=0)).ravel()
+        n += block.shape[0]
+    if gram is None or sums is None:
+        raise ValueError("no blocks: nothing to build the exact problem from")
+    return problem_from_gram(gram, sums / n, n, gram if abs_gram is None else abs_gram)
+
+
+def problem_from_gram(gram: np.ndarray, mean: np.ndarray, n_obs: int, abs_gram) -> Problem:
+    """The exact problem from X^T X, the column means and |X|^T |X| (all float64)."""
+    cov = (np.asarray(gram) - n_obs * np.outer(mean, mean)) / (n_obs - 1)
     cov = (cov + cov.T) / 2
     values = np.linalg.eigvalsh(cov)[::-1]
-    absx = abs(x64)
-    abs_gram = (absx.T @ absx).toarray() if sparse.issparse(absx) else absx.T @ absx
     # |X|^T |X| is symmetric with non-negative entries: its 2-norm is its largest eigenvalue.
-    g = float(np.linalg.eigvalsh(np.asarray(abs_gram))[-1]) / (n - 1)
-    return Problem(cov=cov, values=values, gram_scale=g, n_obs=n)
+    g = float(np.linalg.eigvalsh(np.asarray(abs_gram))[-1]) / (n_obs - 1)
+    return Problem(cov=cov, values=values, gram_scale=g, n_obs=n_obs)
+
+
+def _gram(x) -> np.ndarray:
+    """X^T X as a dense array (``x`` dense or sparse)."""
+    return (x.T @ x).toarray() if sparse.issparse(x) else np.asarray(x.T @ x)
 
 
 def rounding_level(problem: Problem, path: str, u: float, u_out: float | None = None) -> float:

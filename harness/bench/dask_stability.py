@@ -18,7 +18,8 @@ memory     the dask call against the same solver on the in-memory matrix (CSR fo
 Every (configuration, run) result is computed once per environment and commit, cached on disk
 beside the in-memory suite's (:func:`harness.bench.stability.cache_folder`), and compared with
 :mod:`harness.analysis.metrics`; records have the in-memory suite's shape
-(:func:`harness.bench.stability.evaluate`).
+(:func:`harness.bench.stability.evaluate`), the calibrated verdict included: each sample against
+the exact problem of the store, built chunk by chunk (:func:`harness.bench.verdicts.dask_problem`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from threadpoolctl import threadpool_limits
 
 from harness import io
 from harness.analysis import metrics
-from harness.bench import dask_arrays, scale_data, stability, store, support
+from harness.bench import dask_arrays, scale_data, stability, store, support, verdicts
 from harness.bench.datasets import DatasetUnavailable
 from harness.bench.pca import RANDOM_STATE, PCAResult, load_results, make_anndata, run_pca
 from harness.bench.pca import save_results as save_pca_results
@@ -345,23 +346,57 @@ def samples(check: str, config: DaskConfig) -> list[PCAResult]:
 # --- the checks ------------------------------------------------------------------------------
 
 
+def sides(check: str, config: DaskConfig, raw: list[PCAResult]) -> list[verdicts.Side]:
+    """How each sample of a check was computed (the rounding model it is judged with)."""
+    # scanpy's dask paths for dask-csr and covariance_eigh form X^T X chunk by chunk and
+    # subtract n mu mu^T, then eigh: "gram". dask-ml's dense solvers subtract the mean from the
+    # blocks and factor X - mu by orthogonal transformations (TSQR then the SVD of R for full,
+    # svd_compressed's QR of the sketch for randomized), as scikit-learn's dense solvers do:
+    # "centred" (support.computation_path). A randomized sketch is not converged: its residuals
+    # say so, as they do for scikit-learn's randomized in memory. The memory check's second
+    # sample is the same solver on the in-memory CSR or dense matrix.
+    layouts = [config.layout] * len(raw)
+    if check == MEMORY:
+        layouts[1] = "csr" if config.layout == "dask-csr" else "dense"
+    return [
+        verdicts.side(config.svd_solver, layout, [config.dtype, r.loadings.dtype], r.loadings)
+        for layout, r in zip(layouts, raw, strict=True)
+    ]
+
+
 def summarize(check: str, config: DaskConfig, raw: list[PCAResult]) -> dict[str, Any]:
     """The track_ value and record of one check: :func:`harness.bench.stability.summary` (the
-    in-memory suite's shared fields), plus the runs compared and the computation path."""
+    in-memory suite's shared fields), the runs compared, the computation path, and the
+    calibrated verdict against the exact problem (:func:`harness.bench.verdicts.calibrated`)."""
     metrics.DISK_CACHE = stability.cache_folder() / "downstream"
-    downstream = raw[0].embedding.shape[0] <= DOWNSTREAM_MAX_CELLS
-    record, _ = stability.summary(check, config.dtype, raw, downstream=downstream)
+    n_cells = raw[0].embedding.shape[0]
+    downstream = n_cells <= DOWNSTREAM_MAX_CELLS
+    record, results = stability.summary(check, config.dtype, raw, downstream=downstream)
+    problem = verdicts.problem(
+        config.dataset, config.layout, config.dtype, stability.cache_folder()
+    )
+    unavailable = None
+    if not downstream:
+        unavailable = (
+            f"kNN and Leiden over {n_cells:,} cells are out of this suite's budget "
+            f"(exact kNN up to {DOWNSTREAM_MAX_CELLS:,} cells)"
+        )
     return {
         **record,
         "runs": [r.tag() for r in runs(check, config)],
         "computation_path": support.computation_path(config.svd_solver, config.layout),
+        **verdicts.calibrated(problem, results, sides(check, config, raw), unavailable),
     }
 
 
 def evaluate(check: str, config: DaskConfig) -> dict[str, Any]:
     if reason := not_applicable(check, config):
         raise Skip(reason)
-    return summarize(check, config, samples(check, config))
+    raw = samples(check, config)
+    # The analysis at 1 BLAS thread, as harness.bench.stability.evaluate (a multithreaded
+    # OpenBLAS spins under load); the samples are compared here, not computed.
+    with threadpool_limits(limits=1):
+        return summarize(check, config, raw)
 
 
 def track(check: str, config: DaskConfig, benchmark: str) -> float:

@@ -34,7 +34,6 @@ from threadpoolctl import threadpool_limits
 
 from harness import io
 from harness.analysis import metrics
-from harness.analysis.rounding import VERDICTS
 from harness.bench import datasets, store, support, verdicts
 from harness.bench import digests as artifacts
 from harness.bench.pca import (
@@ -435,23 +434,7 @@ def _analysed(check: str, config: Config, raw: list[PCAResult]) -> dict[str, Any
     record, results = summary(check, config.dtype, raw, extra_dtypes=extra)
     # The calibrated verdict: every sample against the first, on the exact problem (issue #10).
     problem = verdicts.problem(config.dataset, config.layout, config.dtype, cache_folder())
-    side = sides(check, config, raw)
-    judged = [
-        verdicts.judge_pair(problem, results[0], results[i], side[0], side[i])
-        for i in range(1, len(results))
-    ]
-    i = max(
-        range(len(judged)),
-        key=lambda j: (VERDICTS.index(judged[j].worst), max(judged[j].sin_theta, default=0.0)),
-    )
-    outs = verdicts.outputs(results[0], results[i + 1])
-    return {
-        **record,
-        "judgement": verdicts.judgement_record(judged[i], (side[0], side[i + 1])),
-        "outputs": outs,
-        "moved": verdicts.moved(outs),
-        "downstream": verdicts.downstream_record(results[0].embedding, results[i + 1].embedding),
-    }
+    return {**record, **verdicts.calibrated(problem, results, sides(check, config, raw))}
 
 
 # --- one process evaluates every check ------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from harness.analysis import downstream, rounding
 from harness.analysis.metrics import align_signs
+from harness.analysis.rounding import VERDICTS
 from harness.bench import datasets, support
 from harness.bench.pca import PCAResult
 
@@ -50,10 +52,39 @@ def problem(dataset: str, layout: str, dtype: str, folder: os.PathLike[str]) -> 
     """The exact problem of a dataset's input, kept on disk: every check of the input shares it.
 
     Layouts and dtypes of one dataset hold the same values (float64 is float32 upcast), so the
-    problem is computed once per dataset from its float64 CSR or dense matrix.
+    problem is computed once per dataset from its float64 CSR or dense matrix; a dask layout's
+    from its zarr store, chunk by chunk (:func:`dask_problem`).
     """
-    sha = datasets.describe(dataset, layout, "float64")["sha256"][:16]
-    path = os.path.join(folder, f"problem-{sha}.npz")
+    if layout in support.DASK_LAYOUTS:
+        return dask_problem(dataset, folder)
+    sha = datasets.describe(dataset, layout, "float64")["sha256"]
+    return _kept(
+        folder, sha, lambda: rounding.problem_of(datasets.matrix(dataset, layout, "float64"))
+    )
+
+
+def dask_problem(dataset: str, folder: os.PathLike[str]) -> Problem:
+    """The exact problem of a scale dataset, never holding its matrix: the float64 Gram and
+    column sums accumulated over the dask array's row chunks (one n_vars x n_vars matrix)."""
+    # Imported here: the study's environments have no dask (benchmarks/dask.py).
+    from harness.bench import dask_arrays, scale_data
+
+    sha = (scale_data.meta(scale_data.ensure(dataset)) or {}).get("sha256")
+    if not sha:
+        raise datasets.DatasetUnavailable(f"{dataset}: its store records no sha256")
+
+    def make() -> Problem:
+        rows = scale_data.spec(dataset).chunk_rows[0]
+        x = dask_arrays.lazy_matrix(dataset, "dask-csr", dask_arrays.chunk_shape(dataset, rows))
+        blocks = (x.blocks[i].compute(scheduler="synchronous") for i in range(x.numblocks[0]))
+        return rounding.problem_of_blocks(blocks)
+
+    return _kept(folder, sha, make)
+
+
+def _kept(folder: os.PathLike[str], sha: str, make: Callable[[], Problem]) -> Problem:
+    """The problem of the input with this sha256, from ``folder`` or made and written there."""
+    path = os.path.join(folder, f"problem-{sha[:16]}.npz")
     if os.path.isfile(path):
         with np.load(path, allow_pickle=False) as z:
             return Problem(
@@ -62,7 +93,7 @@ def problem(dataset: str, layout: str, dtype: str, folder: os.PathLike[str]) -> 
                 gram_scale=float(z["gram_scale"]),
                 n_obs=int(z["n_obs"]),
             )
-    p = rounding.problem_of(datasets.matrix(dataset, layout, "float64"))
+    p = make()
     os.makedirs(folder, exist_ok=True)
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "wb") as fh:
@@ -127,6 +158,35 @@ def judgement_record(j: rounding.Judgement, sides: tuple[Side, Side]) -> dict[st
             "residual_a": [short(x) for x in j.residual_a],
             "residual_b": [short(x) for x in j.residual_b],
         },
+    }
+
+
+def calibrated(
+    problem_: Problem,
+    results: list[PCAResult],
+    sides: list[Side],
+    downstream_unavailable: str | None = None,
+) -> dict[str, Any]:
+    """The calibrated fields of a check's record: every sample judged against the first, and
+    the worst pair's judgement, the outputs it moved and what that does downstream (kNN and
+    Leiden, or ``{"unavailable": downstream_unavailable}`` where they are not computed)."""
+    judged = [
+        judge_pair(problem_, results[0], results[i], sides[0], sides[i])
+        for i in range(1, len(results))
+    ]
+    i = max(
+        range(len(judged)),
+        key=lambda j: (VERDICTS.index(judged[j].worst), max(judged[j].sin_theta, default=0.0)),
+    )
+    a, b = results[0], results[i + 1]
+    outs = outputs(a, b)
+    return {
+        "judgement": judgement_record(judged[i], (sides[0], sides[i + 1])),
+        "outputs": outs,
+        "moved": moved(outs),
+        "downstream": downstream_record(a.embedding, b.embedding)
+        if downstream_unavailable is None
+        else {"unavailable": downstream_unavailable},
     }
 
 
