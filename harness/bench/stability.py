@@ -201,17 +201,21 @@ def run_fresh_processes(configs: list[Config], timeout: float = 1500) -> None:
         missing = [c for c in todo if not _cache_path_or_none(c, condition)]
         if not missing:
             continue
-        payload = json.dumps(
-            {"configs": [c.params() for c in missing], "condition": asdict(condition)}
-        )
-        subprocess.run(
-            [sys.executable, "-m", "harness.bench.stability"],
-            input=payload,
-            text=True,
-            check=True,
-            timeout=timeout,
+        _run_child(
+            {"configs": [c.params() for c in missing], "condition": asdict(condition)}, timeout
         )
     save_missing_artifacts(todo)
+
+
+def _run_child(payload: dict[str, Any], timeout: float) -> None:
+    """This module in a fresh interpreter on ``payload`` (killed when ``timeout`` runs out)."""
+    subprocess.run(
+        [sys.executable, "-m", "harness.bench.stability"],
+        input=json.dumps(payload),
+        text=True,
+        check=True,
+        timeout=timeout,
+    )
 
 
 def _cache_path_or_none(config: Config, condition: Condition) -> Path | None:
@@ -464,15 +468,8 @@ def prepare_evaluations(configs: list[Config], checks: tuple[str, ...], timeout:
     ]
     if not todo:
         return
-    payload = json.dumps({"evaluate": [[check, c.params()] for check, c in todo]})
     try:
-        subprocess.run(
-            [sys.executable, "-m", "harness.bench.stability"],
-            input=payload,
-            text=True,
-            check=True,
-            timeout=timeout,
-        )
+        _run_child({"evaluate": [[check, c.params()] for check, c in todo]}, timeout)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
         print(f"stability: the evaluation pass stopped ({err}); checks run in their own process")
 
