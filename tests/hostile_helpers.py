@@ -3,6 +3,7 @@ of the committed study in ``tmp_path``, the command line in-process and in a bou
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-from harness.vocabulary import HARNESS_DIR, run_folder_name
+from harness.vocabulary import ANCHORS_DIR, HARNESS_DIR, run_folder_name
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "results"
@@ -30,12 +31,20 @@ def copy_study(dst: Path, n: int = 3) -> Path:
     shutil.copy(STUDY / "benchmarks.json", dst)
     shutil.copy(STUDY / MACHINE / "machine.json", dst / MACHINE)
     shutil.copytree(STUDY / MACHINE / HARNESS_DIR / "study", harness / "study")
+    anchors = STUDY / MACHINE / HARNESS_DIR / ANCHORS_DIR  # what format-2 digests decode against
+    if anchors.is_dir():
+        shutil.copytree(anchors, harness / ANCHORS_DIR)
     files = sorted(p for p in (STUDY / MACHINE).glob("*.json") if p.name != "machine.json")
     for p in files[:n]:
         data = json.loads(p.read_text())
         shutil.copy(p, dst / MACHINE)
         name = run_folder_name(data["commit_hash"], data["env_name"])
         shutil.copytree(STUDY / MACHINE / HARNESS_DIR / name, harness / name)
+    # The study's records are packed (.jsonl.gz, harness.study.pack); the hostile cases write
+    # into plain records, and the gzip cases are tests/test_io.py's.
+    for packed in harness.glob("*/records/*/*.jsonl.gz"):
+        packed.with_suffix("").write_bytes(gzip.decompress(packed.read_bytes()))
+        packed.unlink()
     return dst
 
 
