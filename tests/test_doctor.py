@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 PBMC_CELLS, PBMC_GENES, PBMC_HVG = 700, 765, 309
+#: Every calibrated verdict but "beyond rounding": what the same exact algorithm must get.
+NOT_BEYOND = ("bitwise", "sign only", "within rounding", "explained", "undetermined")
 
 
 def run_cli(*args: object, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -87,12 +89,69 @@ def test_thread_dependence_is_found(doctor_run):
         pytest.skip("needs at least 2 cores")
     (threads,) = [e for e in report["variations"] if e["factor"] == "threads"]
     assert threads["bitwise"] is False
-    assert threads["rounding_level"] is True
-    assert (
-        threads["n_unexplained"] == 0
-    )  # rounding-level: every component within the Davis-Kahan bound
     assert 0 < threads["aligned_max_rel_diff"] < 1e-2
     assert any("threadpool_limits" in fix for fix in report["fixes"])
+
+
+def test_calibrated_verdicts_of_threads_and_solvers(doctor_run):
+    """Known answers on real data: arpack at 1 vs 2 threads and the other exact solvers are the
+    same PCA up to rounding (never beyond it); randomized PCA is not converged, so beyond."""
+    from harness.vocabulary import BEYOND, EXACT, VERDICTS
+
+    _, report = doctor_run
+    by_name = {e["name"]: e for e in report["variations"] + report["repeats"]}
+    for e in by_name.values():
+        if e["skipped"] is None:
+            assert e["verdict"] in VERDICTS and e["not_judged"] is None, e["name"]
+            assert sum(e["verdict_counts"].values()) == 50
+            assert e["rounding_level"] == (e["verdict"] in EXACT)
+            assert "classification" not in e["comparison"]  # the old Davis-Kahan rule is gone
+    threads = [e for e in by_name.values() if e["factor"] == "threads"]
+    assert threads and all(e["verdict"] in NOT_BEYOND for e in threads)
+    for solver in ("covariance_eigh", "full"):
+        assert by_name[f"solver_{solver}"]["verdict"] in NOT_BEYOND, solver
+    assert by_name["solver_randomized"]["verdict"] == BEYOND
+    assert "solver_randomized" in report["beyond_rounding_components"]
+    assert by_name["repeat_same_process"]["verdict"] == "bitwise"
+
+
+def test_unseeded_randomized_is_beyond_rounding_against_seeded():
+    """Known answer through the API: an unseeded randomized PCA against seeded ones (and against
+    itself) moves beyond rounding; the markdown and fixes say so, never 'explained'."""
+    import scanpy as sc
+
+    from harness.doctor import doctor
+    from harness.vocabulary import BEYOND
+
+    adata = sc.datasets.pbmc68k_reduced()
+    del adata.var["highly_variable"]
+    report = doctor(adata, n_comps=20, svd_solver="randomized", random_state=None, progress=False)
+    seeded = [e for e in report.variations if e.factor == "random_state"]
+    assert {e.name for e in seeded} == {"random_state_0", "random_state_1"}
+    assert all(e.verdict == BEYOND and e.rounding_level is False for e in seeded)
+    assert all(e.verdict == BEYOND for e in report.repeats)
+    assert {"random_state_0", "random_state_1"} <= set(report.beyond_rounding_components)
+    md = report.to_markdown()
+    assert "beyond rounding (" in md and "random_state_0" in md
+    assert any("randomized PCA is not converged" in f for f in report.fixes)
+
+
+def test_uncentred_call_is_judged_against_the_second_moment():
+    """zero_center=False: truncated SVD's loadings are eigenvectors of X^T X / (n - 1), the exact
+    problem then; seeded arpack runs agree within rounding, randomized moves beyond it."""
+    import scanpy as sc
+
+    from harness.doctor import doctor
+    from harness.vocabulary import BEYOND
+
+    adata = sc.datasets.pbmc68k_reduced()[:300, :150].copy()
+    report = doctor(adata, n_comps=10, zero_center=False, svd_solver="arpack", mask_var=False,
+                    progress=False)  # fmt: skip
+    ran = {e.name: e for e in report.repeats + report.variations if e.skipped is None}
+    assert all(e.verdict is not None and e.not_judged is None for e in ran.values())
+    for name in ("random_state_1", "layout_csr", "dtype_float64"):
+        assert ran[name].verdict in NOT_BEYOND, name
+    assert ran["solver_randomized"].verdict == BEYOND
 
 
 def test_factors_are_ranked_by_knn_effect(doctor_run):
@@ -167,7 +226,7 @@ def test_thread_dependence_on_synthetic_counts(tmp_path):
     report = doctor(adata, n_comps=30, progress=False)
     assert report.reproducible
     (threads,) = [e for e in report.variations if e.factor == "threads"]
-    assert threads.bitwise is False and threads.n_unexplained == 0
+    assert threads.bitwise is False and threads.verdict in NOT_BEYOND
     assert report.input.kind == "log-normalized"
 
 
@@ -338,6 +397,8 @@ def test_rank_deficient_input_advises_fewer_components(rank_deficient):
     assert numbers and max(numbers) < 1e3, max(numbers)
     for e in report.repeats + report.variations:
         assert e.skipped or (e.null_components == N_COMPS - RANK and e.aligned_max_rel_diff < 1e3)
+        # only the range components are judged, on the masked genes' loadings
+        assert e.skipped or len(e.judgement["components"]["verdict"]) == RANK
 
 
 def test_markdown_tables_escape_pipes_in_names(rank_deficient):
@@ -402,3 +463,33 @@ def test_first_call_arpack_fix_needs_the_pattern_and_an_old_scipy():
     assert "scipy#13780" in _advice("1.10.1", later_agree=True)[0]
     assert not any("scipy#13780" in f for f in _advice("1.17.1", later_agree=True))
     assert not any("scipy#13780" in f for f in _advice("1.10.1", later_agree=False))
+
+
+def _judged(name: str, factor: str, verdicts: list[str]):
+    from harness.doctor.model import Effect
+
+    judgement = {"components": {"verdict": verdicts}}
+    return Effect(name, factor, name, bitwise=False, judgement=judgement)
+
+
+def test_advice_names_undetermined_and_beyond_rounding_components():
+    """'undetermined' is advised as such (never as explained); 'beyond rounding' under a change
+    that keeps the algorithm says the solver did not converge."""
+    from harness.doctor import advice
+    from harness.doctor.model import Call
+
+    call = Call(4, "arpack", "arpack", 0, True, None, None)
+    summary = SimpleNamespace(rank=None, kind="scaled", dtype="float64")
+    rounding = ["within rounding", "within rounding", "undetermined", "undetermined"]
+    effects = [
+        _judged("threads_1", "threads", rounding),
+        _judged("solver_randomized", "solver", ["within rounding"] + ["beyond rounding"] * 3),
+    ]
+    fixes = advice.fixes(call, summary, True, effects, [], None)
+    (undetermined,) = [f for f in fixes if "undetermined" in f]
+    assert "PCs 3-4" in undetermined and "n_comps=2" in undetermined
+    assert "explained" not in undetermined
+    assert not any("beyond rounding" in f for f in fixes)  # another algorithm moves by design
+    effects.append(_judged("layout_csr", "layout", ["within rounding"] * 3 + ["beyond rounding"]))
+    (beyond,) = [f for f in advice.fixes(call, summary, True, effects, [], None) if "beyond" in f]
+    assert "layout_csr moved PC 4 beyond rounding" in beyond

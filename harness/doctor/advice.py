@@ -7,7 +7,11 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from harness.doctor.effects import worst_per_factor
+from harness.doctor.effects import (
+    beyond_rounding_components,
+    undetermined_components,
+    worst_per_factor,
+)
 from harness.doctor.inputs import InputSummary
 from harness.doctor.model import Call, Effect, pcs
 from harness.doctor.plan import NEW_PROCESS_REPEAT, SAME_PROCESS_REPEATS
@@ -50,12 +54,21 @@ def fixes(
         fix = _factor_fix(e.factor, call, summary) if e.bitwise is False else None
         if fix:
             out.append(fix)
+    out += _beyond_fix(call, effects)
     if explained:
         comps = [d["component"] for d in explained]
         out.append(
             f"{len(comps)} component(s) ({pcs(comps)}) lie in near-degenerate subspaces: compare "
             "subspaces (`scipy.linalg.subspace_angles` of the loadings) or the kNN graph rather "
             "than individual trailing components, or use fewer components."
+        )
+    undetermined = sorted({i for c in undetermined_components(effects).values() for i in c})
+    if undetermined:
+        fewer = f"use n_comps={undetermined[0] - 1} or fewer, or " if undetermined[0] > 1 else ""
+        out.append(
+            f"{len(undetermined)} component(s) ({pcs(undetermined)}) are undetermined: their "
+            "eigenvalues are closer than rounding can resolve, so no run pins them down and "
+            f"no comparison can call their difference rounding: {fewer}compare the kNN graph."
         )
     if summary.kind == "raw counts":
         out.append(
@@ -134,6 +147,23 @@ def _repeat_fixes(call: Call, by_name: dict[str, Effect], scipy_version: str | N
             "Pin threads and set PYTHONHASHSEED."
         )
     return out
+
+
+def _beyond_fix(call: Call, effects: Sequence[Effect]) -> list[str]:
+    """Advice when the user's own algorithm moved beyond rounding under a change that should be
+    rounding only (threads, layout, dtype, seed or a repeat): it did not converge to rounding."""
+    if call.resolved_solver in ("randomized", "auto"):
+        return []  # the solver fix says it: randomized PCA never converges to rounding level
+    beyond = beyond_rounding_components([e for e in effects if e.factor != "solver"])
+    if not beyond:
+        return []
+    comps = sorted({i for c in beyond.values() for i in c})
+    return [
+        f"With svd_solver={call.resolved_solver!r}, {', '.join(beyond)} moved {pcs(comps)} beyond "
+        "rounding: on this input the solver does not reach rounding-level accuracy. Use "
+        "svd_solver='covariance_eigh' (few genes) or compare the kNN graph rather than the "
+        "components."
+    ]
 
 
 def _factor_fix(factor: str, call: Call, summary: InputSummary) -> str | None:

@@ -27,10 +27,11 @@ from threadpoolctl import threadpool_limits
 
 from harness import io
 from harness.bench.fingerprint import label
-from harness.bench.support import unsupported_reason
+from harness.bench.pca import PCAResult
+from harness.bench.verdicts import Side
 from harness.doctor import advice, child, effects, inputs, markdown, plan
 from harness.doctor.inputs import InputSummary
-from harness.doctor.model import KNOWN_SOLVERS, TSVD_SOLVERS, Call, Effect, Variation, n_neighbors
+from harness.doctor.model import KNOWN_SOLVERS, Call, Effect, Variation, n_neighbors
 from harness.doctor.pipeline import run_pipeline
 from harness.doctor.process import DEFAULT_TIMEOUT, check_timeout, progress_bar, stop_on_sigterm
 from harness.errors import HarnessError
@@ -43,6 +44,9 @@ __all__ = ["Call", "DoctorReport", "Effect", "Variation", "cli_doctor", "doctor"
 class DoctorReport:
     """The diagnosis: input, call, environment, verdict, ranked factors, explained PCs, fixes.
 
+    ``explained_components``: PCs some variation moved inside a cluster of near-equal exact
+    eigenvalues, within the rounding bound; ``beyond_rounding_components`` and
+    ``undetermined_components``: per variation, the PCs with that calibrated verdict.
     ``n_neighbors``: the kNN comparison's neighbours (fewer than 15 only on tiny data).
     ``null_components``: PCs beyond the input's numerical rank (compared bitwise only).
     """
@@ -55,7 +59,8 @@ class DoctorReport:
     variations: list[Effect]
     factors: list[Effect]
     explained_components: list[dict[str, Any]]
-    unexplained_components: dict[str, list[int]]
+    beyond_rounding_components: dict[str, list[int]]
+    undetermined_components: dict[str, list[int]]
     fixes: list[str]
     seconds: float
     n_neighbors: int
@@ -113,7 +118,8 @@ def doctor(
     )
     with stop_on_sigterm(), tempfile.TemporaryDirectory(prefix="harness-doctor-") as tmp:
         data = _write_input(Path(tmp), x_full, mask)
-        ran, env = _run_all(Path(tmp), data, call, summary, progress, timeout)
+        ex = effects.exact(x_full, mask, zero_center)
+        ran, env = _run_all(Path(tmp), data, call, summary, ex, progress, timeout)
     return _build_report(summary, call, env, ran, time.perf_counter() - started)
 
 
@@ -142,15 +148,7 @@ def _resolve_call(
     extra: dict[str, Any],
 ) -> Call:
     """The call, with the solver scanpy >= 1.10 really runs for it."""
-    if extra.get("chunked"):
-        resolved = "incremental (chunked)"
-    elif not zero_center:
-        resolved = svd_solver if svd_solver in TSVD_SOLVERS else "randomized"
-    elif svd_solver is None or unsupported_reason(svd_solver, plan.support_layout(layout)):
-        # scanpy's default, and its fallback (with a warning) for solvers sparse input lacks.
-        resolved = "arpack"
-    else:
-        resolved = svd_solver
+    resolved = plan.resolved_solver(layout, svd_solver, zero_center, extra)
     return Call(
         n_comps, svd_solver, resolved, random_state, zero_center, layer, mask_name, dict(extra)
     )
@@ -171,7 +169,13 @@ def _write_input(tmp: Path, x_full, mask: np.ndarray | None) -> Path:
 
 
 def _run_all(
-    tmp: Path, data: Path, call: Call, summary: InputSummary, progress: bool, timeout: float
+    tmp: Path,
+    data: Path,
+    call: Call,
+    summary: InputSummary,
+    ex: effects.Exact,
+    progress: bool,
+    timeout: float,
 ) -> tuple[list[Effect], dict[str, Any]]:
     """Run the plan in two new processes, compare every run with the baseline."""
     threads, cores = plan.baseline_threads(), usable_cores()
@@ -190,7 +194,7 @@ def _run_all(
         # One thread for the comparisons: the many small SVDs and kNN searches run several times
         # faster than with a thread pool, and the metrics' own bits do not depend on the machine.
         with threadpool_limits(limits=1):
-            ran = _compare_all(tmp, [*runs[1:], fresh], summary, errors, seconds, bar)
+            ran = _compare_all(tmp, [*runs[1:], fresh], call, summary, ex, errors, seconds, bar)
     env = _environment(meta.get("fingerprint") or {}, threads, cores, seconds.get("baseline"))
     return ran + skipped, env
 
@@ -198,13 +202,16 @@ def _run_all(
 def _compare_all(
     tmp: Path,
     runs: list[Variation],
+    call: Call,
     summary: InputSummary,
+    ex: effects.Exact,
     errors: dict[str, str],
     seconds: dict[str, float],
     bar: Any,
 ) -> list[Effect]:
     """Each run against the baseline; a later same-process repeat also against the one before."""
     base = child.load(tmp / "baseline.npz")
+    base_side = _side(call, plan.baseline(call), summary, base)
     k = n_neighbors(summary.n_obs)
     out, previous = [], None
     for v in runs:
@@ -214,8 +221,8 @@ def _compare_all(
         else:
             result = child.load(tmp / f"{v.name}.npz")
             e = effects.effect(
-                base, result, v, base_dtype=summary.dtype, rank=summary.rank, n_neighbors=k,
-                seconds=seconds.get(v.name),
+                base, result, v, ex=ex, sides=(base_side, _side(call, v, summary, result)),
+                rank=summary.rank, n_neighbors=k, seconds=seconds.get(v.name),
             )  # fmt: skip
             if v.name == plan.SAME_PROCESS_REPEATS[1] and previous is not None:
                 e = dataclasses.replace(e, same_as_previous=effects.bitwise_equal(previous, result))
@@ -223,6 +230,14 @@ def _compare_all(
             out.append(e)
         bar.update(1)
     return out
+
+
+def _side(call: Call, v: Variation, summary: InputSummary, result: PCAResult) -> Side:
+    """How variation ``v`` was computed: the solver that ran, its layout and dtype."""
+    layout = v.layout or summary.layout
+    return effects.side(
+        plan.variation_solver(call, v, summary.layout), layout, v.dtype or summary.dtype, result
+    )
 
 
 def _environment(
@@ -269,7 +284,8 @@ def _build_report(
         variations=effects.ranked(variations) + [e for e in variations if e.skipped],
         factors=effects.worst_per_factor(variations),
         explained_components=explained,
-        unexplained_components=effects.unexplained_components(ran),
+        beyond_rounding_components=effects.beyond_rounding_components(ran),
+        undetermined_components=effects.undetermined_components(ran),
         fixes=advice.fixes(call, summary, reproducible, ran, explained, scipy_version),
         seconds=seconds,
         n_neighbors=n_neighbors(summary.n_obs),

@@ -1,21 +1,29 @@
 """Each run of ``harness doctor`` compared with the baseline, and what the comparisons show.
 
-Numbers come from :mod:`harness.analysis.metrics`. Components beyond the input's numerical rank
-span a null space, where any orthonormal basis is a valid answer: they are compared bitwise only,
-and counted, never measured per PC (their relative deviation divides by a numerical zero).
+Numbers come from :mod:`harness.analysis.metrics`; verdicts are the suite's calibrated ones
+(:mod:`harness.bench.verdicts`: each run judged against the input's exact covariance with the
+rounding level of its own computation path, then the pair per component). Components beyond the
+input's numerical rank span a null space, where any orthonormal basis is a valid answer: they
+are compared bitwise only, and counted, never judged or measured per PC.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
-from harness.analysis import metrics
+from harness.analysis import metrics, rounding
+from harness.bench import verdicts
 from harness.bench.pca import PCAResult
-from harness.doctor.model import NEAR_DEGENERATE, ROUNDING_SLACK, Effect, Variation
+from harness.doctor import inputs
+from harness.doctor.model import Effect, Variation
+from harness.vocabulary import BEYOND, EXACT, EXPLAINED, UNDETERMINED
 
 
 def range_components(result: PCAResult, rank: int | None) -> int:
@@ -47,27 +55,100 @@ def bitwise_equal(a: PCAResult, b: PCAResult) -> bool:
     return metrics.compare(a, b).bitwise
 
 
+#: Above this many genes no exact problem is built: its covariance and eigenvalues need
+#: 8 * n_vars**2 bytes each and O(n_vars**3) time (the limit of the numerical rank too).
+JUDGE_MAX_VARS = inputs.RANK_MAX_VARS
+#: Keys of :func:`metrics.compare` that hold the old Davis-Kahan rule, which doctor does not use.
+_OLD_RULE = ("classification", "n_explained", "n_unexplained", "norm_e_rel", "rel_gap")
+
+
+@dataclass(frozen=True)
+class Exact:
+    """What the calibrated verdicts need from the input: its exact problem (None, with the
+    reason, when there is none) and the gene mask (scanpy stores zero loadings outside it)."""
+
+    problem: rounding.Problem | None
+    mask: np.ndarray | None = None
+    reason: str | None = None
+
+
+def exact(x, mask: np.ndarray | None, zero_center: bool) -> Exact:
+    """The exact problem of the matrix PCA sees: its float64 covariance (second moment when not
+    centred) with every eigenvalue."""
+    n_vars = x.shape[1] if mask is None else int(np.count_nonzero(mask))
+    if n_vars > JUDGE_MAX_VARS:
+        return Exact(None, mask, f"{n_vars} genes: the exact covariance is not built above "
+                     f"{JUDGE_MAX_VARS}")  # fmt: skip
+    x = inputs.masked(x, mask)
+    return Exact(rounding.problem_of(x) if zero_center else uncentred_problem(x), mask)
+
+
+def uncentred_problem(x) -> rounding.Problem:
+    """The exact problem of ``zero_center=False``: X^T X / (n_obs - 1), whose eigenvectors are
+    truncated SVD's loadings (no mean is subtracted)."""
+    x64 = x.astype(np.float64)
+    gram, abs_gram = (_dense(m.T @ m) for m in (x64, abs(x64)))
+    return rounding.problem_from_gram(gram, np.zeros(x.shape[1]), x.shape[0], abs_gram)
+
+
+def _dense(m) -> np.ndarray:
+    return m.toarray() if sparse.issparse(m) else np.asarray(m)
+
+
+def side(solver: str, layout: str, dtype: str, result: PCAResult) -> verdicts.Side:
+    """How ``result`` was computed: its solver's rounding path and precision."""
+    u = compute_dtype(dtype)
+    # With a mask scanpy stores float64 loadings whatever it computed in: take the lower precision.
+    stored = min((np.dtype(u), result.loadings.dtype), key=lambda d: d.itemsize)
+    return verdicts.side(solver, layout, [u, result.loadings.dtype], np.empty(0, stored))
+
+
+def judgement(
+    ex: Exact, a: PCAResult, b: PCAResult, sides: tuple[verdicts.Side, verdicts.Side]
+) -> dict[str, Any]:
+    """The suite's calibrated record of ``b`` against ``a`` (both cut to the range components),
+    with each component's relative gap in the exact spectrum."""
+    assert ex.problem is not None
+    if ex.mask is not None:
+        a, b = (dataclasses.replace(r, loadings=r.loadings[ex.mask]) for r in (a, b))
+    j = verdicts.judge_pair(ex.problem, a, b, *sides)
+    record = verdicts.judgement_record(j, sides)
+    record["components"]["rel_gap"] = [verdicts.short(g) for g in exact_rel_gaps(ex.problem, a)]
+    return record
+
+
+def exact_rel_gaps(problem: rounding.Problem, result: PCAResult) -> list[float]:
+    """Per component: the distance of its exact eigenvalue to the nearest other, over lambda_1."""
+    values, lam1 = problem.values, problem.lambda1 or 1.0
+    out = []
+    for i in range(result.n_comps):
+        near = [abs(values[i] - values[j]) for j in (i - 1, i + 1) if 0 <= j < values.size]
+        out.append(min(near, default=math.inf) / lam1)
+    return out
+
+
 def effect(
     base: PCAResult,
     other: PCAResult,
     v: Variation,
     *,
-    base_dtype: str,
+    ex: Exact,
+    sides: tuple[verdicts.Side, verdicts.Side] | None,
     rank: int | None,
     n_neighbors: int,
     seconds: float | None,
 ) -> Effect:
-    """Compare one run with the baseline (kNN and Leiden only when the bits differ)."""
-    # Loadings come back float64 when a mask is used, whatever the computation ran in: take the
-    # unit roundoff from the input dtypes instead.
-    u = max(unit_roundoff(base_dtype), unit_roundoff(v.dtype or base_dtype))
+    """Compare one run with the baseline (kNN and Leiden only when the bits differ), and judge it
+    against the exact problem as the suite does (``sides``: how each run was computed)."""
     k = range_components(base, rank)
     bitwise = bitwise_equal(base, other)
     a, b = (base, other) if k == base.n_comps else (leading(base, k), leading(other, k))
-    c = metrics.compare(a, b, unit_roundoff=u)
+    c = metrics.compare(a, b)
     jaccard = 1.0 if bitwise else metrics.knn_jaccard(a.embedding, b.embedding, n_neighbors)
     # metrics builds the Leiden graph from the kNN sets alone: identical sets, identical clusters.
     ari = 1.0 if jaccard == 1.0 else metrics.leiden_ari(a.embedding, b.embedding, n_neighbors)
+    judged = judgement(ex, a, b, sides) if ex.problem is not None and sides else None
+    comparison = {key: x for key, x in c.to_dict().items() if key not in _OLD_RULE}
     return Effect(
         name=v.name,
         factor=v.factor,
@@ -81,18 +162,20 @@ def effect(
         angle_k10_deg=c.angle_k10_deg,
         angle_all_deg=c.angle_all_deg,
         sig_digits_min=metrics.significant_digits([a, b]).minimum,
-        n_explained=c.n_explained,
-        n_unexplained=c.n_unexplained,
+        verdict=judged["verdict"] if judged else None,
+        verdict_counts=judged["counts"] if judged else None,
+        not_judged=None if judged else ex.reason or "no exact problem",
         null_components=base.n_comps - k,
-        rounding_level=c.norm_e_rel <= ROUNDING_SLACK * math.sqrt(base.loadings.shape[0]) * u,
+        rounding_level=judged["verdict"] in EXACT if judged else None,
         seconds=seconds,
-        comparison={**c.to_dict(), "knn_jaccard": jaccard, "leiden_ari": ari},
+        comparison={**comparison, "knn_jaccard": jaccard, "leiden_ari": ari},
+        judgement=judged,
     )
 
 
-def unit_roundoff(dtype: str) -> float:
-    """u = eps/2 of the dtype scikit-learn computes in: float32 stays float32, all else float64."""
-    return float(np.finfo(np.float32 if dtype == "float32" else np.float64).eps) / 2
+def compute_dtype(dtype: str) -> str:
+    """The dtype scikit-learn computes in: float32 stays float32, all else float64."""
+    return "float32" if dtype == "float32" else "float64"
 
 
 def failed(v: Variation, error: str, seconds: float | None) -> Effect:
@@ -119,37 +202,54 @@ def worst_per_factor(effects: Sequence[Effect]) -> list[Effect]:
 
 
 def explained_components(effects: Sequence[Effect]) -> list[dict[str, Any]]:
-    """PCs in near-degenerate subspaces whose deviation under rounding-level changes is explained."""
+    """PCs judged "explained": in a cluster of near-equal exact eigenvalues, they rotate inside
+    its subspace, which agrees within the rounding bound (expected, not a bug)."""
     found: dict[int, dict[str, Any]] = {}
     for e in effects:
-        if not e.rounding_level or e.bitwise or e.comparison is None:
+        if e.judgement is None or e.comparison is None:
             continue
-        c = e.comparison
-        for i, (lab, gap, rel) in enumerate(
-            zip(c["classification"], c["rel_gap"], c["component_rel_diff"], strict=True)
+        comps = e.judgement["components"]
+        for i, (verdict, gap, sin) in enumerate(
+            zip(comps["verdict"], comps["rel_gap"], comps["sin_theta"], strict=True)
         ):
-            if lab != "explained" or gap is None or gap >= NEAR_DEGENERATE or not rel:
+            if verdict != EXPLAINED:
                 continue
             entry = found.setdefault(
-                i + 1, {"component": i + 1, "rel_gap": gap, "max_rel_diff": 0.0, "factors": []}
-            )
-            entry["max_rel_diff"] = max(entry["max_rel_diff"], rel)
+                i + 1,
+                {"component": i + 1, "rel_gap": gap, "max_sin_theta": 0.0, "max_rel_diff": 0.0,
+                 "factors": []},
+            )  # fmt: skip
+            entry["max_sin_theta"] = max(entry["max_sin_theta"], sin or 0.0)
+            rel = e.comparison["component_rel_diff"][i]
+            entry["max_rel_diff"] = max(entry["max_rel_diff"], rel or 0.0)
             if e.factor not in entry["factors"]:
                 entry["factors"].append(e.factor)
     return [found[k] for k in sorted(found)]
 
 
-def unexplained_components(effects: Sequence[Effect]) -> dict[str, list[int]]:
-    """Per variation, the PCs that moved more than rounding explains."""
+def components_judged(effects: Sequence[Effect], verdict: str) -> dict[str, list[int]]:
+    """Per variation, the PCs (1-based) whose calibrated verdict is ``verdict``."""
     out = {}
     for e in effects:
-        if e.comparison and e.n_unexplained:
-            out[e.name] = [
-                i + 1
-                for i, lab in enumerate(e.comparison["classification"])
-                if lab == "unexplained"
-            ]
+        comps = [
+            i + 1
+            for i, got in enumerate(e.judgement["components"]["verdict"] if e.judgement else [])
+            if got == verdict
+        ]
+        if comps:
+            out[e.name] = comps
     return out
+
+
+def beyond_rounding_components(effects: Sequence[Effect]) -> dict[str, list[int]]:
+    """Per variation, the PCs that moved more than rounding allows (or are not rounding-level
+    eigenpairs of the exact covariance): another algorithm, seed or an unconverged solver."""
+    return components_judged(effects, BEYOND)
+
+
+def undetermined_components(effects: Sequence[Effect]) -> dict[str, list[int]]:
+    """Per variation, the PCs the spectrum cannot pin down (their gap is at the rounding level)."""
+    return components_judged(effects, UNDETERMINED)
 
 
 def null_components(effects: Sequence[Effect], n_comps: int) -> list[int]:

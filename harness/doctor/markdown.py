@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from harness.doctor.inputs import InputSummary
-from harness.doctor.model import N_NEIGHBORS, NEAR_DEGENERATE, Effect, pcs
+from harness.doctor.model import N_NEIGHBORS, Effect, pcs
 from harness.render.formats import fmt_fixed, fmt_float, fmt_seconds, fmt_value, md_table
 
 if TYPE_CHECKING:  # the report's module imports this one
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the report's module imports this one
 EFFECT_HEADERS = (
     "variation", "factor", "bits", "kNN Jaccard", "Leiden ARI", "max abs. diff (aligned)",
     "max rel. diff per PC", "angle 10 PCs (deg)", "angle all PCs (deg)", "sig. digits (min)",
-    "PCs explained / unexplained", "time",
+    "verdict (PCs)", "time",
 )  # fmt: skip
 
 
@@ -143,9 +143,19 @@ def _effect_row(e: Effect) -> list[Any]:
         fmt_float(e.angle_k10_deg, 3),
         fmt_float(e.angle_all_deg, 3),
         fmt_fixed(e.sig_digits_min, 1),
-        f"{e.n_explained} / {e.n_unexplained}",
+        verdict_cell(e),
         fmt_seconds(e.seconds),
     ]
+
+
+def verdict_cell(e: Effect) -> str:
+    """The calibrated verdict, with the components per verdict when they differ."""
+    if e.verdict is None:
+        return "not judged"
+    counts = e.verdict_counts or {}
+    if len(counts) <= 1:
+        return e.verdict
+    return f"{e.verdict} ({', '.join(f'{n} {v}' for v, n in counts.items())})"
 
 
 def _effects(title: str, effects: Sequence[Effect]) -> list[str]:
@@ -153,35 +163,55 @@ def _effects(title: str, effects: Sequence[Effect]) -> list[str]:
 
 
 def _components(r: DoctorReport) -> list[str]:
-    out = ["## Components the near-degenerate spectrum explains", ""]
+    out = ["## Components against the exact covariance", ""]
     ex = r.explained_components
     if ex:
         factors = sorted({f for d in ex for f in d["factors"]})
         largest = ", ".join(
-            f"PC {d['component']} ({fmt_float(d['max_rel_diff'])} rel., gap {fmt_float(d['rel_gap'])})"
-            for d in sorted(ex, key=lambda d: -d["max_rel_diff"])[:5]
+            f"PC {d['component']} (sin theta {fmt_float(d['max_sin_theta'])}, "
+            f"rel. gap {fmt_float(d['rel_gap'])})"
+            for d in sorted(ex, key=lambda d: -d["max_sin_theta"])[:5]
         )
         out.append(
-            f"{pcs([d['component'] for d in ex])} have a relative eigengap below "
-            f"{NEAR_DEGENERATE:g}; their deviation under rounding-level changes "
-            f"({', '.join(factors)}) is within the Davis-Kahan bound, so it is expected, not a "
-            f"bug. Largest: {largest}."
+            f"{pcs([d['component'] for d in ex])} lie in clusters of near-equal eigenvalues of "
+            f"the exact covariance: under {', '.join(factors)} they rotate inside their "
+            "cluster's subspace, which agrees within the rounding bound (explained), so it is "
+            f"expected, not a bug. Largest: {largest}."
         )
     else:
         out.append(
-            f"None: no component with a relative eigengap below {NEAR_DEGENERATE:g} moved under "
-            "a rounding-level change."
+            "None explained: no component rotated inside a cluster of near-equal eigenvalues."
         )
+    reasons = sorted(
+        {e.not_judged for e in r.repeats + r.variations if e.not_judged and not e.skipped}
+    )
+    if reasons:
+        out.append(f"\nNot judged against the exact covariance: {'; '.join(reasons)}.")
     if r.null_components:
         rank = "" if r.input.rank is None else f" ({r.input.rank})"
         out.append(
             f"\n{pcs(r.null_components)} lie beyond the input's numerical rank{rank}: "
             "they span a null space, where any basis is valid, so they are compared bitwise "
-            "only and left out of every per-PC deviation and angle above."
+            "only and left out of every verdict, per-PC deviation and angle above."
         )
-    for name, comps in r.unexplained_components.items():
+    for comps, names in _grouped(r.undetermined_components):
         out.append(
-            f"\n{name}: {pcs(comps)} moved more than rounding explains (a different algorithm, "
-            "seed or an unconverged solver)."
+            f"\n{pcs(comps)} undetermined ({', '.join(names)}): their exact eigengap is at the "
+            "rounding level, so the spectrum cannot pin them down and rounding can neither be "
+            "confirmed nor ruled out."
+        )
+    for comps, names in _grouped(r.beyond_rounding_components):
+        out.append(
+            f"\n{pcs(comps)} beyond rounding ({', '.join(names)}): moved more than rounding "
+            "allows, or are not eigenvectors of the exact covariance to within rounding (another "
+            "algorithm, seed or an unconverged solver)."
         )
     return [*out, ""]
+
+
+def _grouped(per_variation: dict[str, list[int]]) -> list[tuple[list[int], list[str]]]:
+    """Variations with the same PCs together, in first-seen order."""
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for name, comps in per_variation.items():
+        groups.setdefault(tuple(comps), []).append(name)
+    return [(list(c), names) for c, names in groups.items()]

@@ -14,10 +14,6 @@ from harness.render import formats
 PCA_SOLVERS = ("arpack", "randomized", "full", "covariance_eigh")
 TSVD_SOLVERS = ("arpack", "randomized")
 KNOWN_SOLVERS = (*PCA_SOLVERS, "auto", "lobpcg")
-#: Relative eigengap below which a component counts as part of a near-degenerate subspace.
-NEAR_DEGENERATE = 1e-3
-#: ||E|| / lambda_1 up to this multiple of sqrt(n_vars) * u counts as a rounding-level perturbation.
-ROUNDING_SLACK = 10.0
 #: Neighbours of the kNN comparison (scanpy's pp.neighbors default), fewer on tiny data.
 N_NEIGHBORS = 15
 
@@ -83,6 +79,10 @@ class Effect:
     ``null_components`` counts the trailing PCs beyond the input's numerical rank: they span a
     null space, so their per-PC numbers are left out of every deviation and count here.
     ``same_as_previous`` (later repeats only): bitwise equal to the repeat before it.
+    ``verdict``: the calibrated verdict of the pair (its worst component's), ``verdict_counts``
+    the components per verdict, ``judgement`` the per-component record
+    (:func:`harness.bench.verdicts.judgement_record`); ``not_judged`` says why there is none.
+    ``rounding_level``: the verdict says "the same PCA up to rounding" (bitwise to explained).
     """
 
     name: str
@@ -97,14 +97,16 @@ class Effect:
     angle_k10_deg: float | None = None
     angle_all_deg: float | None = None
     sig_digits_min: float | None = None
-    n_explained: int | None = None
-    n_unexplained: int | None = None
+    verdict: str | None = None
+    verdict_counts: dict[str, int] | None = None
+    not_judged: str | None = None
     null_components: int = 0
     rounding_level: bool | None = None
     same_as_previous: bool | None = None
     seconds: float | None = None
     skipped: str | None = None
     comparison: dict[str, Any] | None = None
+    judgement: dict[str, Any] | None = None
 
     @property
     def knn_effect(self) -> float:

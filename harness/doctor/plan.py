@@ -32,6 +32,25 @@ def support_layout(layout: str) -> str:
     return "dense" if layout == "dense" else "csr"
 
 
+def resolved_solver(
+    layout: str, svd_solver: str | None, zero_center: bool, extra: dict[str, Any]
+) -> str:
+    """The solver scanpy >= 1.10 really runs for ``svd_solver`` on ``layout``."""
+    if extra.get("chunked"):
+        return "incremental (chunked)"
+    if not zero_center:
+        return svd_solver if svd_solver in TSVD_SOLVERS else "randomized"
+    if svd_solver is None or unsupported_reason(svd_solver, support_layout(layout)):
+        # scanpy's default, and its fallback (with a warning) for solvers sparse input lacks.
+        return "arpack"
+    return svd_solver
+
+
+def variation_solver(call: Call, v: Variation, layout: str) -> str:
+    """The solver that runs for variation ``v`` (``layout``: the input's, unless ``v`` changes it)."""
+    return resolved_solver(v.layout or layout, v.solver, call.zero_center, call.extra)
+
+
 def baseline(call: Call) -> Variation:
     """The user's call as given."""
     return Variation("baseline", "baseline", "your call", call.svd_solver, call.random_state)
