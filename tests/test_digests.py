@@ -135,3 +135,20 @@ def test_anchor_is_the_first_writer_and_stays(case, tmp_path):
     assert np.array_equal(d.sample.loadings, runs["t2"].loadings)
     # Nothing but the anchors themselves is left beside them (no temporary or link source).
     assert all(p.suffix == ".npy" and not p.name.startswith(".") for p in anchor.parent.iterdir())
+
+
+def test_references_a_rounding_apart_still_judge_and_others_do_not(case, tmp_path):
+    """Each environment computes the exact problem with its own BLAS: spectra a rounding apart
+    (another kernel) are the same problem; spectra 1% apart are another input."""
+    problem, runs = case
+    a = _save_load(tmp_path, _digest(problem, runs["t1"], "arpack", "e1"), "e1")
+    eps = float(np.finfo(np.float64).eps)
+    near = replace(problem, values=problem.values * (1 + 8 * eps))
+    far = replace(problem, values=problem.values * 1.01)
+    b = _save_load(tmp_path, _digest(near, runs["t2"], "arpack", "e2"), "e2")
+    c = _save_load(tmp_path, _digest(far, runs["t2"], "arpack", "e3"), "e3")
+    assert not np.array_equal(a.judging.spectrum, b.judging.spectrum)
+    got = artifacts.compare_digests(a, b)
+    assert got["verdict"] in (*rounding.ROUNDING, "bitwise"), got.get("verdict_reason")
+    got = artifacts.compare_digests(a, c)
+    assert got["verdict"] is None and "beyond their rounding" in got["verdict_reason"]
