@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gzip
 import io
 import json
 import math
@@ -25,16 +26,28 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from harness.vocabulary import ANCHORS_DIR, run_folder_name
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "results"
 MACHINE = "vm"
-COMMIT8 = "2fe4401f"
+
+
+def _pinned_commit8() -> str:
+    pin = SOURCE / MACHINE / "harness" / "study" / "study.jsonl"
+    try:
+        return json.loads(pin.read_text().splitlines()[0])["commit"][:8]
+    except (OSError, IndexError, KeyError, ValueError):
+        return "none"
+
+
+COMMIT8 = _pinned_commit8()
 #: The runs copied into the base tree: two scanpy releases (so ``compare scanpy=1.10.4
 #: scanpy=1.11.5`` has both sides) and an older stack, each with its full sidecar folder.
 BASE_ENVS = (
-    "virtualenv-py3.11-numpy1.26.4-scanpy1.11.5-scikit-learn1.3.2-scipy1.11.4",
+    "virtualenv-py3.11-numpy1.26.4-scanpy1.11.5-scikit-learn1.4.2-scipy1.13.1",
     "virtualenv-py3.11-numpy2.4.6-scanpy1.10.4-scikit-learn1.9.1-scipy1.17.1",
-    "virtualenv-py3.11-anndata0.10.9-numpy1.26.4-scanpy1.9.8-scikit-learn1.5.2-scipy1.13.1",
+    "virtualenv-py3.11-numpy2.2.6-scanpy1.11.5-scikit-learn1.5.2-scipy1.15.3",
 )
 #: What a zip bomb inflates to: more than test_fuzz.MEMORY_BOUND, so a reader that inflates it
 #: whole is stopped by the rlimit. On disk it is about 3.5 MB.
@@ -100,10 +113,16 @@ def _copy_list(source: Path = SOURCE) -> list[tuple[Path, str]]:
     ]
     for env in BASE_ENVS:
         out.append((machine / f"{COMMIT8}-{env}.json", f"{MACHINE}/{COMMIT8}-{env}.json"))
-        folder = machine / "harness" / f"{COMMIT8}-{env}"
+        folder = machine / "harness" / run_folder_name(COMMIT8, env)
+        # Packed records (.jsonl.gz, harness.study.pack) go into the base unpacked: the
+        # mutations write plain JSON Lines.
+        out += [
+            (p, p.relative_to(source).as_posix().removesuffix(".gz"))
+            for p in sorted(folder.rglob("*"))
+        ]
+    for sub in ("study", ANCHORS_DIR):  # the anchors: what format-2 digests decode against
+        folder = machine / "harness" / sub
         out += [(p, p.relative_to(source).as_posix()) for p in sorted(folder.rglob("*"))]
-    study = machine / "harness" / "study"
-    out += [(p, p.relative_to(source).as_posix()) for p in sorted(study.rglob("*"))]
     return [(p, rel) for p, rel in out if p.is_file()]
 
 
@@ -123,7 +142,7 @@ def base() -> Base:
     return Base(
         results=pick(lambda r: r.count("/") == 1 and r.endswith(".json") and "machine" not in r),
         benchmarks="benchmarks.json",
-        runs=tuple(f"{MACHINE}/harness/{COMMIT8}-{env}" for env in BASE_ENVS),
+        runs=tuple(f"{MACHINE}/harness/{run_folder_name(COMMIT8, env)}" for env in BASE_ENVS),
         fingerprints=pick(lambda r: r.endswith("/fingerprint.jsonl")),
         records=pick(lambda r: "/records/" in r),
         inputs=pick(lambda r: r.endswith("/inputs.jsonl")),
@@ -137,13 +156,19 @@ def copy_base(dest: Path) -> Path:
     for src, rel in _copy_list():
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, target)
+        if src.name.endswith(".gz") and not rel.endswith(".gz"):
+            target.write_bytes(gzip.decompress(src.read_bytes()))
+        else:
+            shutil.copyfile(src, target)
     return dest
 
 
 @functools.cache
 def _source_bytes(rel: str) -> bytes:
-    return (SOURCE / rel).read_bytes()
+    path = SOURCE / rel
+    if not path.exists() and path.with_name(path.name + ".gz").is_file():  # a packed record
+        return gzip.decompress(path.with_name(path.name + ".gz").read_bytes())
+    return path.read_bytes()
 
 
 @functools.cache

@@ -175,7 +175,8 @@ def test_corrupt_study_pin(study, capsys, content):
 def test_failure_record_that_is_a_list(study, capsys):
     from harness.study import missing
 
-    record = next((study / MACHINE / HARNESS_DIR / "study").glob("2*.jsonl"))
+    # Where the driver writes a failure record (an environment that did not install).
+    record = study / MACHINE / HARNESS_DIR / "study" / "00af3625-virtualenv-py3.11-x.jsonl"
     record.write_text("[1, 2]\n")
     lines: list[str] = []
     assert missing.load(study, warn=lines.append) == []
