@@ -330,25 +330,28 @@ def fingerprint_of_run(
     """
     path = os.path.join(root, machine_dir, HARNESS_DIR, run_folder_name(commit, env_name))
     path = os.path.join(path, "fingerprint.jsonl")
-    rel = relpath(Path(path), Path(root))
+
+    def rel() -> str:  # only a problem line names it (pathlib for 5,000 runs costs 0.1 s)
+        return relpath(Path(path), Path(root))
+
     if not os.path.lexists(path):  # the suite writes it first: a run folder without it is damaged
         gone = os.path.isdir(os.path.dirname(path))
-        return None, f"{rel}: no such file; fingerprint columns left empty" if gone else None
+        return None, f"{rel()}: no such file; fingerprint columns left empty" if gone else None
     try:
         raw = io.read_regular(path)
     except io.UnreadableError as err:
-        return None, f"{rel}: {err.reason}; fingerprint ignored"
+        return None, f"{rel()}: {err.reason}; fingerprint ignored"
     content = raw.replace(commit.encode(), b"")
     if content not in cache:
         try:
             fp, why = parse_fingerprint(raw, path)
         except io.JSONLinesError as err:
-            return None, f"{rel}: {err.reason}; fingerprint columns left empty"
+            return None, f"{rel()}: {err.reason}; fingerprint columns left empty"
         if fp.get("commit") != commit or fp.get("env_name") != env_name:
-            return None, f"{rel}: names another run; fingerprint ignored"
+            return None, f"{rel()}: names another run; fingerprint ignored"
         cache[content] = (slim(fp), why)
     fp, why = cache[content]
-    return fp, f"{rel}: {why}" if why else None
+    return fp, f"{rel()}: {why}" if why else None
 
 
 # --- inputs.jsonl and the study's pin ----------------------------------------------------------
