@@ -151,6 +151,10 @@ def test_envs_lists_every_environment_once(study, capsys):
     base = envs[envs["baseline"]].iloc[0]
     assert f"| {base['id']} | {base['label']} | baseline |" in out
     assert "scanpy=" in out and "harness compare" in out
+    # The null control sets nothing against the baseline: it is named a rerun, never "-".
+    null = envs[envs["env_name"].str.contains("NULL_CONTROL")].iloc[0]
+    assert (null["factor"], null["change"]) == (environments.RERUN, "rerun, same pins")
+    assert f"| {null['id']} | {null['label']} | rerun, same pins |" in out
     assert main(["envs", str(STUDY), "--format", "json"]) == 0
     obj = json.loads(capsys.readouterr().out)
     ids = environments.ids(study)

@@ -612,7 +612,7 @@ def attribution(across: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]
     alone; and the combinations (environments changing several factors together) that moved."""
     moved = [v for v in across.values() if v["bitwise"] < v["n"]]
     single = [
-        v["factor"] for v in moved if "," not in v["factor"] and v["factor"] != "none (rerun)"
+        v["factor"] for v in moved if "," not in v["factor"] and v["factor"] != environs.RERUN
     ]
     combos = [v["factor"] for v in moved if "," in v["factor"]]
     return factors(single), sorted(set(combos))

@@ -97,6 +97,10 @@ def different(a: dict[str, str], b: dict[str, str]) -> list[str]:
     return out
 
 
+#: The factor of an environment that changes nothing against the baseline (the null control).
+RERUN = "none (rerun)"
+
+
 def differs(a: dict[str, str], base: dict[str, str]) -> list[str]:
     """The factors in which ``a`` differs from the baseline, named for people."""
     return [FACTORS[k] for k in different(a, base)]
@@ -146,8 +150,9 @@ def describe(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
         elif i == base:
             row["factor"] = row["change"] = "baseline"
         else:
-            row["factor"] = ", ".join(differs(row, rows[base])) or "none (rerun)"
-            row["change"] = change(row, rows[base])
+            factors = differs(row, rows[base])
+            row["factor"] = ", ".join(factors) or RERUN
+            row["change"] = change(row, rows[base]) if factors else "rerun, same pins"
     envs = pd.DataFrame(rows)
     order = envs["factor"].map(_factor_rank)
     envs = envs.assign(_o=order).sort_values(["_o", "factor", "label"], kind="stable")
