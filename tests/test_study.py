@@ -140,3 +140,40 @@ def test_a_resumed_study_runs_the_pinned_commits_benchmarks(tmp_path):
     assert (tree / "benchmarks" / "pca.py").read_text() == at_pin != "# changed after the pin\n"
     head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     assert source_tree(repo, head.strip()) == repo
+
+
+def test_a_study_is_never_resumed_on_another_cpu(tmp_path):
+    """The asv machine name defaults to the hostname, which VMs of other CPUs share: resuming a
+    study there would blame CPU differences on each environment's factor. The driver refuses,
+    before `asv machine` rewrites the folder's machine.json, and names the way out."""
+    from harness.bench.fingerprint import cpu_info
+    from harness.study.driver import cpu_problem
+    from harness.vocabulary import run_folder_name
+
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    results = repo / "results"
+    env_name = "virtualenv-py3.11-elsewhere"
+    run = results / MACHINE / "harness" / run_folder_name(head, env_name)
+    run.mkdir(parents=True)
+    fp = {"machine": MACHINE, "commit": head, "env_name": env_name, "schema": 1,
+          "cpu": {"model": "Some Other CPU 9000", "count": 2}}  # fmt: skip
+    (run / "fingerprint.jsonl").write_text(json.dumps(fp) + "\n")
+    here = cpu_info()["model"]
+
+    assert cpu_problem(results, MACHINE, head, "Some Other CPU 9000") is None
+    assert cpu_problem(results, "elsewhere", head, here) is None  # a name of its own
+    why = cpu_problem(results, MACHINE, head, here)
+    assert why and "Some Other CPU 9000 (1 environments)" in why and f"is {here}" in why
+
+    done = _run(repo, "harness.study", "--machine", MACHINE, "--commit", head)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "across CPUs" in line and "make study MACHINE=NAME" in line
+    assert not (results / MACHINE / "machine.json").exists()  # nothing was written
+    assert pinned_commit(results, MACHINE) is None
+    listing = _run(repo, "harness.study", "--machine", MACHINE, "--commit", head, "--list")
+    assert listing.returncode == 0 and "across CPUs" in listing.stderr

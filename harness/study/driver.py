@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from typing import Any
 from tqdm import tqdm
 
 from harness import io
-from harness.bench import backends, store
+from harness.bench import backends, fingerprint, store
 from harness.results import asvfiles, sidecars
 from harness.study import missing, pack
 from harness.vocabulary import HARNESS_DIR, env_key, run_folder_name
@@ -292,6 +293,29 @@ def backend_problem(step: Step) -> str | None:
     return backends.unavailable_reason(name) if name else None
 
 
+def cpu_problem(results_dir: Path, machine: str, commit: str, here: str) -> str | None:
+    """Why this machine (CPU model ``here``) cannot add to the study of ``commit`` in
+    results/<machine>: another CPU model ran some of it. The machine name is the asv machine,
+    by default the hostname, which another VM can share: its environments would then be compared
+    across CPUs, and every difference blamed on the one factor each changes (issue #10)."""
+    fps = sidecars.load_fingerprints(results_dir, warn=lambda line: None)
+    models = Counter(
+        str((fp.get("cpu") or {}).get("model") or "")
+        for (m, c, _), fp in fps.by_key.items()
+        if (m, c) == (machine, commit)
+    )
+    models.pop("", None)
+    if set(models) <= {here}:
+        return None
+    ran = ", ".join(f"{model} ({n} environments)" for model, n in sorted(models.items()))
+    return (
+        f"results/{machine} holds the study of {commit[:8]} run on {ran}; "
+        f"this machine is {here}: adding to it would compare environments across CPUs. Study "
+        f"this machine under a name of its own: make study MACHINE=NAME (python -m harness.study "
+        f"--machine NAME)"
+    )
+
+
 def _warn(line: str) -> None:
     """The driver's warning sink: one line on stderr."""
     print(f"harness.study: warning: {line}", file=sys.stderr)
@@ -326,7 +350,10 @@ def main(argv: list[str] | None = None) -> int:
         conf_path = source / conf_path.name
         conf = load_conf(conf_path)
     todo = [s for s in steps(conf_path) if not args.only or re.search(args.only, s.describe())]
+    cpu = cpu_problem(results_dir, args.machine, commit, fingerprint.cpu_info()["model"])
     if args.list:
+        if cpu:
+            _warn(cpu)
         print(f"study of {commit[:8]} on {args.machine}")
         failures = {
             r["env_name"]: r["status"]
@@ -337,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
             state = "done" if done else failures.get(s.env_name, "todo")
             print(f"{state:<20}{s.describe()}")
         return 0
+    if cpu:  # before `asv machine` rewrites the folder's machine.json
+        print(f"harness.study: {cpu}", file=sys.stderr)
+        return 2
     pin(results_dir, args.machine, commit)
     log_dir = root / ".asv" / "study-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
