@@ -135,6 +135,24 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     assert "no readable asv results" in capsys.readouterr().err
 
 
+def test_the_most_complete_of_several_studies_is_written(tmp_path):
+    """Another VM's study beside the published one (another CPU under the same hostname): the
+    write-up takes the machine with the most environments run, and says what else is there."""
+    from harness.render.writeup import _study_machine
+
+    for machine, n in (("intel", 3), ("amd", 1)):
+        pin = tmp_path / machine / "harness" / "study" / "study.jsonl"
+        pin.parent.mkdir(parents=True)
+        pin.write_text('{"commit": "0123abcd"}\n')
+        for i in range(n):
+            (tmp_path / machine / f"0123abcd-env{i}.json").write_text("{}")
+    (tmp_path / "amd" / "fedcba98-env9.json").write_text("{}")  # another commit: not counted
+    lines = []
+    assert _study_machine(tmp_path, lines.append) == "intel"
+    (line,) = lines
+    assert "intel (3 environments run)" in line and "amd (1)" in line and "--machine" in line
+
+
 def test_out_is_written_atomically_and_results_stay_untouched(published, tmp_path):
     before = sorted((p, p.stat().st_mtime_ns) for p in RESULTS.rglob("*") if p.is_file())
     target = tmp_path / "README.md"
@@ -196,7 +214,10 @@ def results_copy(tmp_path):
     ids=["empty", "binary", "list", "int-commit", "string"],
 )
 def test_corrupt_study_pin_is_one_line_and_exit_2(results_copy, pin, capsys):
-    (path,) = results_copy.glob("*/harness/study/study.jsonl")
+    from harness.render.writeup import _study_machine
+
+    machine = _study_machine(results_copy, lambda line: None)  # the pin the write-up reads
+    path = results_copy / machine / "harness" / "study" / "study.jsonl"
     path.write_bytes(pin)
     assert main(["writeup", str(results_copy)]) == 2
     err = capsys.readouterr().err

@@ -133,13 +133,13 @@ def inputs(per_env: Sequence[list[dict[str, Any]]], envs: pd.DataFrame) -> tuple
 def bench_minutes(frame: pd.DataFrame, envs: pd.DataFrame) -> list[float]:
     """Per environment, asv's benchmarking wall time in minutes (first start to last end;
     environment creation is not in asv's results)."""
-    sub = frame[frame["env_name"].isin(set(envs["env_name"])) & frame["started_at"].notna()]
-    sub = sub[sub["commit"].isin(set(envs["commit"]))]
+    # By run (machine, commit, environment): another machine's study runs the same asv names.
+    runs = pd.MultiIndex.from_frame(envs[["machine", "commit", "env_name"]].astype(str))
+    keys = pd.MultiIndex.from_frame(frame[["machine", "commit", "env_name"]].astype(str))
+    sub = frame[keys.isin(runs) & frame["started_at"].notna().to_numpy()]
     end = sub["started_at"] + pd.to_timedelta(sub["duration"].fillna(0), unit="s")
-    spans = (
-        end.groupby(sub["env_name"], observed=True).max()
-        - sub["started_at"].groupby(sub["env_name"], observed=True).min()
-    )
+    by = [sub[k].astype(str) for k in ("machine", "commit", "env_name")]
+    spans = end.groupby(by).max() - sub["started_at"].groupby(by).min()
     return sorted(spans.dt.total_seconds().div(60).tolist())
 
 

@@ -41,8 +41,11 @@ def table(envs: pd.DataFrame) -> Table:
 def to_markdown(envs: pd.DataFrame) -> str:
     base = envs[envs["baseline"]]
     head = f"{len(envs)} environment(s)"
-    if len(base):
+    if len(base) == 1:
         head += f"; the baseline, the centre of the study's design, is {base.iloc[0]['id']}"
+    elif len(base):  # one per machine
+        each = ", ".join(f"{r['id']} on {r['machine']}" for _, r in base.iterrows())
+        head += f"; the baselines, the centres of each machine's study, are {each}"
     return f"{head}.\n\n{render.table_md(table(envs))}\n{HINT}\n"
 
 

@@ -63,7 +63,7 @@ def load(
     root = Path(root)
     if not root.is_dir():
         raise HarnessError(f"{root}: not a directory")
-    machine = machine or _only_study_machine(root)
+    machine = machine or _study_machine(root, warn)
     commit = commit or sidecars.read_study_pin(root, machine)
     loaded = commands.load(str(root), "writeup")
     table = tables.stability_table(loaded.frame, loaded.records, machine=machine, commit=commit)
@@ -112,7 +112,9 @@ def _timings(root: Path, machine: str, warn: Callable[[str], None]) -> list[dict
         return []
 
 
-def _only_study_machine(root: Path) -> str:
+def _study_machine(root: Path, warn: Callable[[str], None]) -> str:
+    """The machine whose study is written: the only one pinned, else the one with the most
+    environments run at its pinned commit (another VM's study can sit beside it: issue #10)."""
     pins = root.glob(str(sidecars.study_pin_path(Path(), "*")))
     pinned = sorted(p.parts[-4] for p in pins)
     if len(pinned) == 1:
@@ -121,7 +123,24 @@ def _only_study_machine(root: Path) -> str:
         raise HarnessError(
             f"{root}: no study found (no */harness/study/study.jsonl); run make study"
         )
-    raise HarnessError(f"{root}: studies of several machines ({', '.join(pinned)}); pass --machine")
+    done = {m: _environments_run(root, m) for m in pinned}
+    ranked = sorted(pinned, key=lambda m: -done[m])
+    if done[ranked[0]] == done[ranked[1]]:
+        raise HarnessError(
+            f"{root}: studies of several machines ({', '.join(pinned)}); pass --machine"
+        )
+    others = ", ".join(f"{m} ({done[m]})" for m in ranked[1:])
+    warn(
+        f"{root}: writing the study of {ranked[0]} ({done[ranked[0]]} environments run), the "
+        f"most complete; also here: {others} (--machine picks one)"
+    )
+    return ranked[0]
+
+
+def _environments_run(root: Path, machine: str) -> int:
+    """How many asv result files the machine's study has at its pinned commit."""
+    commit = sidecars.read_study_pin(root, machine) or ""
+    return len(list((root / machine).glob(f"{commit[:8]}-*.json"))) if commit else 0
 
 
 # --- numbers and lists as the prose writes them -----------------------------------------------

@@ -4,8 +4,9 @@ names one (:func:`select`).
 
 Every view (``harness envs``, table, crossenv, compare, report, write-up) takes its ids and labels
 from :func:`catalogue`, computed over *every* run of the folder, so the same environment has the
-same id and label everywhere. The baseline is the run closest to the most common value of every
-factor: the centre of the study's one-factor-at-a-time design (asv.conf.json). Labels are unique:
+same id and label everywhere. Each machine has its baseline: the run closest to the most common
+value of every factor, the centre of the study's one-factor-at-a-time design (asv.conf.json);
+ids run machine by machine. Labels are unique:
 runs that would share one gain what tells them apart (machine, commit, profile).
 """
 
@@ -41,6 +42,8 @@ FACTORS = {
     "coretype": "OPENBLAS_CORETYPE",
     "threads": "BLAS threads",
     "cbwr": "MKL_CBWR",
+    # Last: VMs of other CPUs can share a hostname, and so an asv machine name.
+    "cpu": "CPU model",
 }
 #: The columns :func:`describe` gives besides the id and the factors.
 DESCRIBED = ("machine", "commit", "env_name", "label", "fp", "baseline", "factor", "change")
@@ -69,6 +72,7 @@ def attributes(fp: dict[str, Any]) -> dict[str, str]:
         "coretype": env.get("OPENBLAS_CORETYPE") or "autodetect",
         "threads": UNKNOWN if threads is None else f"{threads}{' (env)' if by_env else ''}",
         "cbwr": env.get("MKL_CBWR") or "-",
+        "cpu": str((fp.get("cpu") or {}).get("model") or UNKNOWN),
     }
 
 
@@ -140,10 +144,16 @@ def describe(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
     rows = [{**r, **attributes(r["fp"] or {})} for r in runs]
     if not rows:
         return pd.DataFrame(columns=["id", *DESCRIBED, *FACTORS])
-    known = [i for i, r in enumerate(rows) if r["fp"]]
-    steered = [sum(bool(v) for v in (rows[i]["fp"].get("env_vars") or {}).values()) for i in known]
-    base = known[baseline_index([rows[i] for i in known], steered)] if known else None
+    bases = {}  # one baseline per machine: each machine's study is its own design
+    for machine in sorted({r["machine"] for r in rows}):
+        known = [i for i, r in enumerate(rows) if r["fp"] and r["machine"] == machine]
+        steered = [
+            sum(bool(v) for v in (rows[i]["fp"].get("env_vars") or {}).values()) for i in known
+        ]
+        if known:
+            bases[machine] = known[baseline_index([rows[i] for i in known], steered)]
     for i, row in enumerate(rows):
+        base = bases.get(row["machine"])
         row["baseline"] = i == base
         if base is None or not row["fp"]:
             row["factor"], row["change"] = "unknown (no fingerprint)", "-"
@@ -155,7 +165,7 @@ def describe(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
             row["change"] = change(row, rows[base]) if factors else "rerun, same pins"
     envs = pd.DataFrame(rows)
     order = envs["factor"].map(_factor_rank)
-    envs = envs.assign(_o=order).sort_values(["_o", "factor", "label"], kind="stable")
+    envs = envs.assign(_o=order).sort_values(["machine", "_o", "factor", "label"], kind="stable")
     envs = envs.drop(columns="_o").reset_index(drop=True)
     envs.insert(0, "id", [vocabulary.env_id(i) for i in range(len(envs))])
     return envs
