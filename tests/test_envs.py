@@ -268,3 +268,33 @@ def test_commit_against_commit_keeps_each_environment_with_itself(tmp_path):
     result = compare_of(loaded, "aaaa", "bbbb")
     assert result.choice is None and len(result.a_runs) == len(result.b_runs) == 2
     assert len(result.runtime) == 2 and not math.isnan(result.runtime["a"].iloc[0])
+
+
+def test_each_machine_has_its_baseline_and_a_cpu_change_is_named():
+    """Two machines' studies in one folder (other VMs under one hostname): each is judged against
+    its own baseline; a run on another CPU under the same machine name differs in 'CPU model'."""
+
+    def run(machine, env, cpu, **pk):
+        packages = {"scanpy": "1.11.5", "scikit-learn": "1.9.1", "numpy": "2.4.6", **pk}
+        fp = {"machine": machine, "commit": "c", "env_name": env, "python": "3.11.7",
+              "packages": packages, "cpu": {"model": cpu}, "env_vars": {}}  # fmt: skip
+        return {"machine": machine, "commit": "c", "env_name": env, "label": f"{machine} {env}",
+                "fp": fp}  # fmt: skip
+
+    runs = [
+        run("amd", "base", "AMD EPYC"),
+        run("amd", "np", "AMD EPYC", numpy="2.2.6"),
+        run("intel", "base", "Xeon"),
+        run("intel", "np", "Xeon", numpy="2.2.6"),
+        run("intel", "moved", "AMD EPYC"),
+    ]
+    envs = environments.describe(runs).set_index(["machine", "env_name"])
+    assert envs.loc[("amd", "base"), "baseline"] and envs.loc[("intel", "base"), "baseline"]
+    assert (
+        envs.loc[("amd", "np"), "factor"]
+        == envs.loc[("intel", "np"), "factor"]
+        == ("numpy release")
+    )
+    assert envs.loc[("intel", "moved"), "factor"] == "CPU model"
+    assert list(envs.reset_index()["machine"]) == ["amd", "amd", "intel", "intel", "intel"]
+    assert list(envs["id"]) == ["E1", "E2", "E3", "E4", "E5"]
