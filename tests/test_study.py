@@ -177,3 +177,19 @@ def test_a_study_is_never_resumed_on_another_cpu(tmp_path):
     assert pinned_commit(results, MACHINE) is None
     listing = _run(repo, "harness.study", "--machine", MACHINE, "--commit", head, "--list")
     assert listing.returncode == 0 and "across CPUs" in listing.stderr
+
+
+def test_ambient_steering_variables_are_the_matrixs_only():
+    """An AMD VM here exports OPENBLAS_CORETYPE=Haswell: inherited, it forced the kernel of every
+    environment that leaves the variable unset (the null control read 0/28 bitwise)."""
+    from harness.study.driver import ambient_steering
+
+    study = steps(ROOT / "asv.conf.json")
+    environ = {"OPENBLAS_CORETYPE": "Haswell", "OMP_NUM_THREADS": "4", "OPENBLAS_L2_SIZE": "512",
+               "HOME": "/root", "MKL_CBWR": "AVX2"}  # fmt: skip
+    assert ambient_steering(study, environ) == {
+        "MKL_CBWR": "AVX2",
+        "OMP_NUM_THREADS": "4",
+        "OPENBLAS_CORETYPE": "Haswell",
+    }
+    assert ambient_steering(study, {"HOME": "/root"}) == {}

@@ -293,6 +293,14 @@ def backend_problem(step: Step) -> str | None:
     return backends.unavailable_reason(name) if name else None
 
 
+def ambient_steering(study: list[Step], environ: dict[str, str]) -> dict[str, str]:
+    """The variables of ``environ`` that some environment of the matrix sets: asv passes the
+    driver's environment on, so an ambient ``OPENBLAS_CORETYPE=Haswell`` (an AMD VM here exports
+    one) would steer every environment that leaves it unset, the null control among them."""
+    names = {k for step in study for k in (*step.env, *step.env_nobuild)}
+    return {k: v for k, v in sorted(environ.items()) if k in names}
+
+
 def cpu_problem(results_dir: Path, machine: str, commit: str, here: str) -> str | None:
     """Why this machine (CPU model ``here``) cannot add to the study of ``commit`` in
     results/<machine>: another CPU model ran some of it. The machine name is the asv machine,
@@ -367,6 +375,11 @@ def main(argv: list[str] | None = None) -> int:
     if cpu:  # before `asv machine` rewrites the folder's machine.json
         print(f"harness.study: {cpu}", file=sys.stderr)
         return 2
+    if ambient := ambient_steering(steps(conf_path), dict(os.environ)):
+        for k in ambient:
+            del os.environ[k]
+        listed = ", ".join(f"{k}={v}" for k, v in ambient.items())
+        _warn(f"unset for the study, since the matrix sets them per environment: {listed}")
     pin(results_dir, args.machine, commit)
     log_dir = root / ".asv" / "study-logs"
     log_dir.mkdir(parents=True, exist_ok=True)
