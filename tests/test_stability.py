@@ -131,3 +131,17 @@ def test_digests_are_classified_in_the_precision_pca_ran_in():
     assert honest["n_unexplained"] == 0
     # Judged as if it had been solved in float64, the same difference is far beyond rounding.
     assert artifacts.compare_digests(*digests("float64"))["n_unexplained"] > 0
+
+
+def test_the_result_cache_is_keyed_by_the_steering_variables(isolated, monkeypatch):
+    """One asv environment run again without an ambient OPENBLAS_CORETYPE (issue #10's AMD VM
+    exported one) must not read back the results computed under it."""
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    forced = stability.cache_folder()
+    assert forced == stability.cache_folder()  # stable within a run
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    unset = stability.cache_folder()
+    assert unset != forced
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert stability.cache_folder() not in (forced, unset)

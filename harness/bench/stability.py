@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 
 from harness import io
 from harness.analysis import metrics
-from harness.bench import datasets, store, support, verdicts
+from harness.bench import datasets, fingerprint, store, support, verdicts
 from harness.bench import digests as artifacts
 from harness.bench.pca import (
     N_COMPS,
@@ -109,9 +109,13 @@ def compute(config: Config, condition: Condition) -> PCAResult:
 
 
 def cache_folder() -> Path:
-    """Results cache of this environment and commit (asv env name, commit and installed versions)."""
+    """Results cache of this environment and commit (asv env name, commit, installed versions
+    and the variables that steer BLAS and threads)."""
     ident = {
         "run": store.current().to_dict(),
+        # The same asv environment under another OPENBLAS_CORETYPE runs other kernels: a rerun
+        # after an ambient variable was removed must not read the first run's results back.
+        "steering": fingerprint.steering_env(),
         "versions": {
             d: support.installed_version(d) for d in ("scanpy", "scikit-learn", "numpy", "scipy")
         },
