@@ -100,9 +100,10 @@ def first_row(data: dict, bench: str = "pca.PCA.time_pca") -> list:
     return data["results"][bench]
 
 
-def cli_child(*args: str, timeout: float = 30) -> tuple[int, str]:
+def cli_child(*args: str, timeout: float = 90) -> tuple[int, str]:
     """The command line in a child under a 3 GB memory bound: (exit code, stderr). A reader that
-    blocks on a FIFO or reads /dev/zero whole fails here instead of hanging the suite."""
+    blocks on a FIFO or reads /dev/zero whole fails here instead of hanging the suite (a hang,
+    not a slow read: crossenv of 3 environments took 31 s at load average 4.8 on 2 cores)."""
 
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
