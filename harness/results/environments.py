@@ -72,7 +72,7 @@ def attributes(fp: dict[str, Any]) -> dict[str, str]:
         "coretype": env.get("OPENBLAS_CORETYPE") or "autodetect",
         "threads": UNKNOWN if threads is None else f"{threads}{' (env)' if by_env else ''}",
         "cbwr": env.get("MKL_CBWR") or "-",
-        "cpu": str((fp.get("cpu") or {}).get("model") or UNKNOWN),
+        "cpu": str(cols.get("fp_cpu") or UNKNOWN),
     }
 
 
@@ -103,6 +103,8 @@ def different(a: dict[str, str], b: dict[str, str]) -> list[str]:
 
 #: The factor of an environment that changes nothing against the baseline (the null control).
 RERUN = "none (rerun)"
+#: Its change against the baseline.
+RERUN_CHANGE = "rerun, same pins"
 
 
 def differs(a: dict[str, str], base: dict[str, str]) -> list[str]:
@@ -162,7 +164,7 @@ def describe(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
         else:
             factors = differs(row, rows[base])
             row["factor"] = ", ".join(factors) or RERUN
-            row["change"] = change(row, rows[base]) if factors else "rerun, same pins"
+            row["change"] = change(row, rows[base]) if factors else RERUN_CHANGE
     envs = pd.DataFrame(rows)
     order = envs["factor"].map(_factor_rank)
     envs = envs.assign(_o=order).sort_values(["machine", "_o", "factor", "label"], kind="stable")

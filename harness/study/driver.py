@@ -308,7 +308,7 @@ def cpu_problem(results_dir: Path, machine: str, commit: str, here: str) -> str 
     across CPUs, and every difference blamed on the one factor each changes (issue #10)."""
     fps = sidecars.load_fingerprints(results_dir, warn=lambda line: None)
     models = Counter(
-        str((fp.get("cpu") or {}).get("model") or "")
+        str(sidecars.fingerprint_columns(fp).get("fp_cpu") or "")
         for (m, c, _), fp in fps.by_key.items()
         if (m, c) == (machine, commit)
     )
