@@ -46,6 +46,23 @@ IDENTICAL_CALLS: tuple[str, ...] = tuple(c.name for c in CHECK_INFO if c.identic
 #: Checks inside one environment that the write-up reports per environment.
 WITHIN_ENV: tuple[str, ...] = VERDICT_CHECKS
 
+#: Identical calls of the dask suite's repeat check (a call on a million cells takes minutes).
+DASK_REPEATS = 3
+#: The dask suite's checks (issue #13; benchmarks/dask.py, harness.bench.dask_stability).
+DASK_CHECK_INFO: tuple[Check, ...] = (
+    Check(
+        "repeat",
+        f"{DASK_REPEATS} identical calls in one process",
+        identical_call=True,
+        verdict=True,
+    ),
+    Check("process", "the same call in two fresh interpreters", identical_call=True, verdict=True),
+    Check("chunks", "the default row-chunk size vs the dataset's others"),
+    Check("scheduler", "threaded scheduler vs a LocalCluster of 1 worker x 2 threads"),
+    Check("workers", "LocalCluster of 2 workers x 1 thread vs 1 worker x 2 threads"),
+    Check("memory", "dask vs the same solver on the in-memory matrix"),
+)
+
 # --- verdicts -------------------------------------------------------------------------------------
 
 

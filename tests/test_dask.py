@@ -17,18 +17,22 @@ from pathlib import Path
 import anndata as ad
 import dask.array as da
 import numpy as np
+import pandas as pd
 import pytest
 import scanpy as sc
 from conftest import MACHINE, ROOT, run_asv_once
 from scipy import sparse
 
 import harness
+from harness import commands
 from harness.analysis import rounding, scaling
 from harness.analysis.rounding import VERDICTS
 from harness.bench import dask_arrays, dask_stability, datasets, scale_data, support, verdicts
 from harness.bench.pca import N_COMPS, make_anndata
 from harness.io import read_jsonl
 from harness.render import scaling as render_scaling
+from harness.render import writeup
+from harness.render.formats import fmt_bytes, fmt_seconds
 from harness.results.sidecars import read_inputs
 from harness.study.driver import load_conf
 
@@ -441,6 +445,75 @@ def test_scaling_table_from_real_results(dask_smoke):
     assert "in-memory csr · covariance_eigh" in by_label
     text = render_scaling.scaling_markdown(table)
     assert "| dask-csr · covariance_eigh · local 2x1 |" in text and "time 4k" in text
+
+
+def test_the_writeup_states_the_dask_run(dask_smoke):
+    """The write-up's dask section, from a real run: its run, each scheduler of the fingerprint,
+    the memory target's line with the measured numbers, the scaling table."""
+    results = dask_smoke["folder"].parents[2]
+    loaded = commands.load(str(results), "writeup")
+    warned = []
+    sr = writeup.load_scale(results, loaded, warned.append)
+    assert sr.run[0] == MACHINE and not sr.others and not warned
+    text = "".join(writeup.scale_markdown(sr))
+    (local,) = [p for p in sr.table.paths if p.label == "dask-csr · covariance_eigh · local 2x1"]
+    (point,) = local.points
+    assert (
+        f"4,000 cells ({TINY}), dask-csr covariance_eigh on a LocalCluster of 2 workers x 1 "
+        f"thread: {fmt_seconds(point.seconds)}, {fmt_bytes(point.peak_bytes)}"
+    ) in text
+    assert "local 2x1: 2 x 1 (worker processes)" in text
+    assert f"external 1x2: not run (dask scheduler {UNREACHABLE} unreachable" in text
+    assert "| dask-csr · covariance_eigh · local 2x1 |" in text
+    # This selection ran no stability benchmark: the questions say so instead of answering.
+    assert "- Do row-chunk sizes change the bits: not measured in this run." in text
+
+
+def test_dask_findings_count_identical_bits_per_scheduler():
+    """Known answers: three worker-count comparisons, one of them moved; chunks on two
+    schedulers; a skipped configuration counted apart."""
+    rows = [
+        ("workers", "local", "ok", 0.0, "bitwise"),
+        ("workers", "local", "ok", 0.0, "bitwise"),
+        ("workers", "local", "ok", 2.5e-5, "within rounding"),
+        ("chunks", "threaded", "ok", 0.0, "bitwise"),
+        ("chunks", "local", "ok", 1e-4, "explained"),
+        ("chunks", "local", "skipped", None, None),
+    ]
+    stab = pd.DataFrame(
+        [
+            {
+                "check": c,
+                "dataset": "d",
+                "layout": "dask-csr",
+                "svd_solver": "covariance_eigh",
+                "scheduler": s,
+                "status": st,
+                "value": v,
+                "verdict": vd,
+            }
+            for c, s, st, v, vd in rows
+        ]
+    )
+    found = scaling.check_findings(stab, ["workers", "chunks", "repeat"])
+    got = {(f.check, f.scheduler): (f.configurations, f.bitwise, f.worst, f.skipped) for f in found}
+    assert got == {
+        ("workers", "local"): (3, 2, 2.5e-5, 0),
+        ("chunks", "local"): (1, 0, 1e-4, 1),
+        ("chunks", "threaded"): (1, 1, 0.0, 0),
+    }
+    line = render_scaling.answer(found, "workers", "Same bits whatever the worker count")
+    assert line == (
+        "- Same bits whatever the worker count? local: identical bits in 2 of 3 configurations, "
+        "worst deviation 2.5e-05 (bitwise 2, within rounding 1).\n"
+    )
+    assert "not measured" in render_scaling.answer(found, "repeat", "Repeat")
+    detail = render_scaling.stability_detail(stab, ["workers", "chunks"])
+    cells = {tuple(r[:3]): r[3:] for r in detail.rows}
+    assert cells[("d", "dask-csr · covariance_eigh", "local")] == [
+        "2.5e-05 within rounding",
+        "skipped",
+    ]
 
 
 def test_dask_ml_on_a_matrix_too_large_for_this_machine_is_skipped(monkeypatch):

@@ -9,6 +9,7 @@ fitted by least squares over the sizes that have a value (at least two).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -136,3 +137,127 @@ def scaling_table(frame: pd.DataFrame, n_obs: Mapping[str, int]) -> ScalingTable
         )
     sizes = sorted({p.n_obs for path in paths for p in path.points})
     return ScalingTable(paths, sizes)
+
+
+# --- the dask suite's runs and stability findings ----------------------------------------------
+
+#: The dask suite's stability benchmarks (benchmarks/dask.py: ``dask.Stability<Check>``).
+DASK_STABILITY = "dask.Stability"
+
+
+def dask_runs(frame: pd.DataFrame) -> dict[tuple[str, str, str], int]:
+    """Every run holding dask runtime results, with how many configurations it timed."""
+    if "benchmark" not in frame or frame.empty:
+        return {}
+    rows = frame[(frame["benchmark"] == DASK_TIME) & (frame["status"] == "ok")]
+    counts = rows.groupby(list(RUN_KEY), observed=True).size()
+    return {tuple(str(k) for k in key): int(n) for key, n in counts.items()}
+
+
+def only_run(table: ScalingTable, run: tuple[str, str, str]) -> ScalingTable:
+    """The table's paths of one run, with the sizes that run measured."""
+    paths = [p for p in table.paths if p.run == run]
+    return ScalingTable(paths, sorted({p.n_obs for path in paths for p in path.points}))
+
+
+def dask_stability(records: pd.DataFrame, run: tuple[str, str, str]) -> pd.DataFrame:
+    """One row per (check, configuration) of the dask suite's stability records in ``run``:
+    check, dataset, layout, svd_solver, scheduler, status, value (the worst sign-aligned
+    relative deviation; 0 = identical bits), verdict, moved (the outputs that changed), reason.
+    """
+    columns = ["check", "dataset", "layout", "svd_solver", "scheduler", "status", "value"]
+    columns += ["verdict", "moved", "reason"]
+    if records.empty:
+        return pd.DataFrame(columns=columns)
+    mine = records[
+        (records["machine"] == run[0])
+        & (records["commit"] == run[1])
+        & (records["env_name"] == run[2])
+        & records["benchmark"].str.startswith(DASK_STABILITY)
+    ]
+    scheduler = [json.loads(k).get("scheduler") for k in mine["params_key"]]
+    out = mine.assign(scheduler=scheduler)[columns].reset_index(drop=True)
+    return out.sort_values(["check", "dataset", "layout", "svd_solver", "scheduler"]).reset_index(
+        drop=True
+    )
+
+
+@dataclass(frozen=True)
+class CheckFinding:
+    """What one dask check found on one scheduler over every configuration it measured."""
+
+    check: str
+    scheduler: str
+    configurations: int
+    bitwise: int
+    worst: float | None
+    verdicts: dict[str, int]
+    skipped: int
+
+
+def check_findings(stab: pd.DataFrame, checks: Iterable[str]) -> list[CheckFinding]:
+    """Per check (in ``checks``' order) and scheduler: configurations measured, how many gave
+    identical bits, the worst deviation, the verdicts' counts, the configurations skipped."""
+    out = []
+    for check in checks:
+        mine = stab[stab["check"] == check]
+        for scheduler in sorted({str(s) for s in mine["scheduler"]}):
+            rows = mine[mine["scheduler"] == scheduler]
+            ok = rows[rows["status"] == "ok"]
+            values = [float(v) for v in ok["value"] if v is not None and not math.isnan(float(v))]
+            out.append(
+                CheckFinding(
+                    check=check,
+                    scheduler=scheduler,
+                    configurations=len(values),
+                    bitwise=sum(v == 0.0 for v in values),
+                    worst=max(values) if values else None,
+                    verdicts={str(k): int(n) for k, n in ok["verdict"].value_counts().items()},
+                    skipped=int((rows["status"] == "skipped").sum()),
+                )
+            )
+    return out
+
+
+#: The issue's memory target for a million cells (driver and workers summed; issue #13).
+MEMORY_TARGET_BYTES = 4e9
+
+
+@dataclass(frozen=True)
+class ScaleRun:
+    """The dask suite's results of one run, as the write-up states them."""
+
+    run: tuple[str, str, str]
+    table: ScalingTable
+    stability: pd.DataFrame
+    findings: list[CheckFinding]
+    fingerprint: dict[str, Any]
+    inputs: list[dict[str, Any]]
+    #: Other runs with dask results, left out (with how many configurations each timed).
+    others: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+
+def pick_run(runs: Mapping[tuple[str, str, str], int]) -> tuple[str, str, str] | None:
+    """The run to write: the one that timed the most dask configurations (ties: the last key)."""
+    return max(runs, key=lambda r: (runs[r], r)) if runs else None
+
+
+def scale_run(
+    run: tuple[str, str, str],
+    frame: pd.DataFrame,
+    records: pd.DataFrame,
+    inputs: list[dict[str, Any]],
+    fp: dict[str, Any],
+    checks: Iterable[str],
+) -> ScaleRun:
+    """Everything the write-up states about the dask results of ``run``."""
+    n_obs = n_obs_by_dataset(r for r in inputs if r.get("layout") == "zarr")
+    stab = dask_stability(records, run)
+    return ScaleRun(
+        run=run,
+        table=only_run(scaling_table(frame, n_obs), run),
+        stability=stab,
+        findings=check_findings(stab, checks),
+        fingerprint=fp,
+        inputs=inputs,
+    )

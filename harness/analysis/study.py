@@ -16,6 +16,7 @@ import pandas as pd
 from packaging.version import InvalidVersion, Version
 
 from harness.analysis import mechanisms
+from harness.analysis.scaling import ScaleRun
 from harness.errors import HarnessError
 from harness.results import environments as environs
 from harness.results.environments import FACTORS, implementation
@@ -64,6 +65,8 @@ class Study:
     wall_minutes: list[float] = field(default_factory=list)
     #: The verdicts' validation grid (:func:`harness.analysis.calibration.grid`), when kept.
     calibration: pd.DataFrame | None = None
+    #: The dask suite's run in the same folder (the scale profile, issue #13), when there is one.
+    scale: ScaleRun | None = None
 
 
 # --- the environments ------------------------------------------------------------------------
@@ -631,6 +634,7 @@ def assemble(
     steps: Sequence[Any],
     calibration: pd.DataFrame | None = None,
     timings: Sequence[dict[str, Any]] = (),
+    scale: ScaleRun | None = None,
 ) -> Study:
     """The study of ``machine`` at ``commit`` (None: every commit), from what the loader read."""
     base = envs[envs["baseline"]].iloc[0]
@@ -656,4 +660,5 @@ def assemble(
         minutes=bench_minutes(loaded.frame, envs),
         wall_minutes=wall_minutes(timings, envs),
         calibration=calibration,
+        scale=scale,
     )

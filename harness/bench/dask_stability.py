@@ -43,11 +43,10 @@ from harness.bench import dask_arrays, scale_data, stability, store, support, ve
 from harness.bench.datasets import DatasetUnavailable
 from harness.bench.pca import RANDOM_STATE, PCAResult, load_results, make_anndata, run_pca
 from harness.bench.pca import save_results as save_pca_results
-from harness.vocabulary import Check
+from harness.vocabulary import DASK_CHECK_INFO, DASK_REPEATS
 
 UNIT = stability.UNIT
-#: Identical calls of the repeat check (a call on a million cells takes minutes here).
-REPEATS = 3
+REPEATS = DASK_REPEATS
 #: Where each scheduler's baseline runs (workers x threads).
 BASE_SHAPE = {"threaded": "1x2", "local": "2x1"}
 #: The other shape of the workers check, and the LocalCluster shape of the scheduler check.
@@ -60,14 +59,7 @@ DOWNSTREAM_MAX_CELLS = 20_000
 FRESH_TIMEOUT_S = 4 * 3600
 MEMORY = "memory"
 
-CHECK_INFO: tuple[Check, ...] = (
-    Check("repeat", f"{REPEATS} identical calls in one process", identical_call=True, verdict=True),
-    Check("process", "the same call in two fresh interpreters", identical_call=True, verdict=True),
-    Check("chunks", "the default row-chunk size vs the dataset's others"),
-    Check("scheduler", "threaded scheduler vs a LocalCluster of 1 worker x 2 threads"),
-    Check("workers", "LocalCluster of 2 workers x 1 thread vs 1 worker x 2 threads"),
-    Check(MEMORY, "dask vs the same solver on the in-memory matrix"),
-)
+CHECK_INFO = DASK_CHECK_INFO
 CHECKS: tuple[str, ...] = tuple(c.name for c in CHECK_INFO)
 STABILITY_SCHEDULERS = tuple(BASE_SHAPE)
 

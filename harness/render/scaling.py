@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from harness.analysis.scaling import Path, ScalingTable
+import pandas as pd
+
+from harness.analysis.scaling import CheckFinding, Path, ScalingTable
 from harness.render.formats import MISSING, Table, fmt_bytes, fmt_seconds, table_md
 
 
@@ -65,3 +69,116 @@ def scaling_markdown(
         "against log(n_obs).\n"
     )
     return "\n".join(parts)
+
+
+# --- the write-up's dask section (issue #13) ---------------------------------------------------
+
+
+def schedulers_text(fp: dict[str, Any]) -> list[str]:
+    """One line per scheduler the run's fingerprint names: workers x threads, each worker's BLAS
+    and its thread count, or why the scheduler could not be had."""
+    out = []
+    for s in (fp.get("dask") or {}).get("schedulers") or []:
+        kind, shape = s.get("scheduler", "?"), s.get("shape", "?")
+        if s.get("unavailable"):
+            out.append(f"{kind} {shape}: not run ({s['unavailable']})")
+            continue
+        blas = sorted({str(b) for b in (s.get("worker_blas") or {}).values()})
+        threads = sorted({t for ts in (s.get("worker_blas_threads") or {}).values() for t in ts})
+        where = "tasks in the benchmark process" if kind == "threaded" else "worker processes"
+        out.append(
+            f"{kind} {shape}: {s.get('workers')} x {s.get('threads_per_worker')} "
+            f"({where}); BLAS {', '.join(blas) or 'unknown'}, "
+            f"{'/'.join(str(t) for t in threads) or '?'} BLAS thread(s) each"
+        )
+    return out
+
+
+def target_text(table: ScalingTable, limit_bytes: float) -> str | None:
+    """The issue's target, as the run measured it: the largest dask-csr covariance_eigh call on
+    a 2-worker LocalCluster, its time and summed peak memory against ``limit_bytes``."""
+    paths = [
+        p
+        for p in table.paths
+        if (p.layout, p.svd_solver, p.scheduler, p.workers)
+        == ("dask-csr", "covariance_eigh", "local", "2x1")
+    ]
+    points = [pt for p in paths for pt in p.points if pt.seconds is not None]
+    if not points:
+        return None
+    pt = max(points, key=lambda p: p.n_obs)
+    memory = (
+        f"{fmt_bytes(pt.peak_bytes)} of peak memory summed over the driver and both workers, "
+        f"{pt.peak_bytes / limit_bytes:.2f}x the {fmt_bytes(limit_bytes)} target"
+        if pt.peak_bytes is not None
+        else "no peak memory recorded"
+    )
+    return (
+        f"{pt.n_obs:,} cells ({pt.dataset}), dask-csr covariance_eigh on a LocalCluster of 2 "
+        f"workers x 1 thread: {fmt_seconds(pt.seconds)}, {memory}."
+    )
+
+
+def _cell(row: dict[str, Any]) -> str:
+    if row["status"] != "ok":
+        return str(row["status"])
+    value = row["value"]
+    if value is None or math.isnan(float(value)):
+        return MISSING
+    if float(value) == 0.0:
+        return "bitwise"
+    return f"{float(value):.1e} {row['verdict'] or ''}".strip()
+
+
+def stability_detail(stab: pd.DataFrame, checks: Sequence[str]) -> Table:
+    """One row per (dataset, layout, solver, scheduler), one column per check: 'bitwise', or
+    the worst deviation and its verdict, or why it did not run ('skipped', 'failed')."""
+    keys = ["dataset", "layout", "svd_solver", "scheduler"]
+    cells: dict[tuple, dict[str, str]] = {}
+    for row in stab.to_dict("records"):
+        cells.setdefault(tuple(row[k] for k in keys), {})[row["check"]] = _cell(row)
+    rows = [
+        [dataset, f"{layout} · {solver}", scheduler, *(got.get(c, MISSING) for c in checks)]
+        for (dataset, layout, solver, scheduler), got in sorted(cells.items())
+    ]
+    headers = ["dataset", "path", "scheduler", *checks]
+    return Table(headers, rows, ["l"] * len(headers), title="dask stability", css="dask")
+
+
+def findings_table(findings: Sequence[CheckFinding], varies: dict[str, str]) -> Table:
+    """Per check: what varies, configurations measured, identical bits, worst deviation, the
+    verdicts given."""
+    rows = []
+    for f in findings:
+        verdicts = ", ".join(f"{v} {n}" for v, n in sorted(f.verdicts.items()))
+        rows.append(
+            [
+                f.check,
+                varies.get(f.check, ""),
+                f.scheduler,
+                str(f.configurations),
+                f"{f.bitwise} of {f.configurations}",
+                MISSING if f.worst is None else "0" if f.worst == 0 else f"{f.worst:.1e}",
+                verdicts,
+                str(f.skipped),
+            ]
+        )
+    headers = ["check", "what varies", "scheduler", "configurations", "bitwise equal"]
+    headers += ["worst deviation", "verdicts", "skipped"]
+    return Table(headers, rows, ["l", "l", "l", "r", "r", "r", "l", "r"], title="dask checks")
+
+
+def answer(findings: Sequence[CheckFinding], check: str, what: str) -> str:
+    """One line: does ``what`` (the check ``check``) change the bits, scheduler by scheduler."""
+    mine = [f for f in findings if f.check == check and f.configurations]
+    if not mine:
+        return f"- {what}: not measured in this run.\n"
+    parts = []
+    for f in mine:
+        worst = "" if f.bitwise == f.configurations else f", worst deviation {f.worst:.1e}"
+        verdicts = ", ".join(f"{v} {n}" for v, n in sorted(f.verdicts.items()))
+        parts.append(
+            f"{f.scheduler}: identical bits in {f.bitwise} of {f.configurations} "
+            f"configurations{worst} ({verdicts})"
+        )
+    return f"- {what}? {'; '.join(parts)}.\n"

@@ -11,6 +11,7 @@ factor, i.e. the centre of the study's one-factor-at-a-time design (asv.conf.jso
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from harness import commands, io
-from harness.analysis import calibration, tables
+from harness.analysis import calibration, scaling, tables
 from harness.analysis import study as analysis
 from harness.analysis.metrics import K_LEADING, N_NEIGHBORS
 from harness.analysis.study import Study
@@ -33,11 +34,14 @@ from harness.commands.calibrate import GRID_FILE
 from harness.commands.crossenv import crossenv_of
 from harness.errors import HarnessError
 from harness.render import formats as render
+from harness.render import scaling as render_scaling
 from harness.render import tables as stability_tables
 from harness.results import sidecars
+from harness.results.reader import Loaded
 from harness.study import driver, missing
 from harness.vocabulary import (
     BITWISE,
+    DASK_CHECK_INFO,
     UNCLASSIFIED,
     VERDICT_INFO,
     VERDICTS,
@@ -98,7 +102,26 @@ def load(
         steps,
         cal,
         timings=_timings(root, machine, warn),
+        scale=load_scale(root, loaded, warn),
     )
+
+
+def load_scale(root: Path, loaded: Loaded, warn: Callable[[str], None]) -> scaling.ScaleRun | None:
+    """The dask suite's run of the folder (the scale profile), if any: the one that timed the
+    most configurations; the others are named."""
+    runs = scaling.dask_runs(loaded.frame)
+    run = scaling.pick_run(runs)
+    if run is None:
+        return None
+    others = {r: n for r, n in runs.items() if r != run}
+    if others:
+        names = ", ".join(f"{m}/{c[:8]}/{e} ({n})" for (m, c, e), n in sorted(others.items()))
+        warn(f"{root}: writing the dask results of {run[0]}/{run[1][:8]}; also here: {names}")
+    inputs = sidecars.read_inputs(RunKey(*run).folder(root), warn=warn)
+    fp = loaded.fingerprints.find(*run) or {}
+    checks = [c.name for c in DASK_CHECK_INFO]
+    found = scaling.scale_run(run, loaded.frame, loaded.records, inputs, fp, checks)
+    return dataclasses.replace(found, others=others)
 
 
 def _timings(root: Path, machine: str, warn: Callable[[str], None]) -> list[dict[str, Any]]:
@@ -644,6 +667,50 @@ def _downstream_and_speed(d: pd.DataFrame, fa: pd.DataFrame) -> list[str]:
     return parts
 
 
+def scale_markdown(sr: scaling.ScaleRun | None) -> list[str]:
+    """PCA on dask arrays (the scale profile, issue #13): the scaling table, the memory target
+    and what the dask checks found; nothing when the folder holds no dask results."""
+    if sr is None:
+        return []
+    machine, commit, env = sr.run
+    sizes = ", ".join(
+        f"{r['dataset']} ({r['shape'][0]:,} x {r['shape'][1]:,}, sha256 {str(r.get('sha256'))[:12]})"
+        for r in sr.inputs
+        if r.get("layout") == "zarr" and r.get("shape")
+    )
+    lines = [
+        "\n## PCA on dask arrays at atlas size (the scale profile)\n\n",
+        f"`make bench PROFILE=scale` on {machine} at commit {commit[:8]} (asv environment "
+        f"`{env}`), a run of its own beside the study. Data: {sizes or 'not recorded'}.\n\n",
+        "Schedulers, as the run's fingerprint names them:\n\n",
+        *[f"- {line}\n" for line in render_scaling.schedulers_text(sr.fingerprint)],
+    ]
+    if target := render_scaling.target_text(sr.table, scaling.MEMORY_TARGET_BYTES):
+        lines += ["\nThe issue's target: ", target, "\n"]
+    lines += ["\n", render_scaling.scaling_markdown(sr.table)]
+    varies = {c.name: c.varies for c in DASK_CHECK_INFO}
+    lines += [
+        "\n### Reproducibility on dask\n\n",
+        "Deviation: the worst sign-aligned relative deviation of the compared outputs (0: "
+        "identical bits); the verdict is the calibrated one of the in-memory suite, against "
+        "the exact problem of the same matrix.\n\n",
+        render_scaling.answer(
+            sr.findings,
+            "workers",
+            "Does the reduction over chunks give the same bits whatever "
+            "the worker count (2 workers x 1 thread vs 1 x 2)",
+        ),
+        render_scaling.answer(sr.findings, "chunks", "Do row-chunk sizes change the bits"),
+        render_scaling.answer(sr.findings, "repeat", "Do identical calls give the same bits"),
+        render_scaling.answer(sr.findings, "process", "Do two fresh interpreters agree"),
+        "\n",
+        render.table_md(render_scaling.findings_table(sr.findings, varies)),
+        "\nEvery configuration:\n\n",
+        render.table_md(render_scaling.stability_detail(sr.stability, list(varies))),
+    ]
+    return lines
+
+
 def _ending(study: Study) -> list[str]:
     parts = ["\n", missing.to_markdown(study.without)] if study.without else []
     return [
@@ -670,6 +737,7 @@ def to_markdown(study: Study) -> str:
             *_within(study),
             *_across(analysis.across(study)),
             *_downstream_and_speed(analysis.downstream(study), analysis.fastest(study)),
+            *scale_markdown(study.scale),
             *_ending(study),
         ]
     )
