@@ -27,7 +27,16 @@ import harness
 from harness import commands
 from harness.analysis import rounding, scaling
 from harness.analysis.rounding import VERDICTS
-from harness.bench import dask_arrays, dask_stability, datasets, scale_data, support, verdicts
+from harness.bench import (
+    dask_arrays,
+    dask_stability,
+    datasets,
+    fingerprint,
+    scale_data,
+    stability,
+    support,
+    verdicts,
+)
 from harness.bench.pca import N_COMPS, make_anndata
 from harness.io import read_jsonl
 from harness.render import scaling as render_scaling
@@ -41,6 +50,7 @@ NOT_BEYOND = ("bitwise", "sign only", "within rounding", "explained", "undetermi
 #: Nothing listens here: connecting is refused, and the client gives up after its timeout.
 UNREACHABLE = "tcp://127.0.0.1:9"
 TINY = "dask_tiny"
+SCHEDS = ("threaded", "local")
 
 
 def _values(data: dict, name: str) -> dict[tuple, float | None]:
@@ -178,14 +188,12 @@ def test_stability_checks_on_dask(dask_stability_run):
             assert record["value"] == pytest.approx(value, rel=1e-12, abs=0)
             assert record["comparison"]["bitwise"] == (value == 0.0)
             found[(check, key[-1])] = record
+    # Every check on each scheduler it applies to: a threaded check whose baseline ran after a
+    # LocalCluster in the same process once found none of its results (the cache key moved).
     expected = {
-        ("repeat", "threaded"),
-        ("repeat", "local"),
-        ("process", "local"),
-        ("chunks", "local"),
+        *((check, s) for check in ("repeat", "process", "chunks", "memory") for s in SCHEDS),
         ("scheduler", "threaded"),
         ("workers", "local"),
-        ("memory", "local"),
     }
     assert expected <= set(found)
     # Identical calls on the same scheduler: the graph fixes every reduction's order.
@@ -340,6 +348,24 @@ def test_harness_chunks_span_all_genes_and_bad_chunks_are_named(monkeypatch, tmp
     monkeypatch.delenv(dask_arrays.CHUNKS_ENV)
     default = dask_arrays.lazy_matrix(TINY, "dask-dense", dask_arrays.chunk_shape(TINY))
     assert default.chunks[1] == (200,) and len(default.chunks[0]) == 4
+
+
+def test_a_local_cluster_leaves_this_process_environment_as_it_was(monkeypatch):
+    """distributed's nanny writes OMP_NUM_THREADS=1 and the like into the parent's os.environ;
+    the benchmark process must keep its own (the result cache is keyed by those variables)."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    before, folder = dict(os.environ), stability.cache_folder()
+    session = dask_arrays.start("local", dask_arrays.Shape(1, 1))
+    try:
+        assert dict(os.environ) == before
+        assert stability.cache_folder() == folder
+        # The worker itself runs one BLAS thread, as distributed sets it up.
+        (report,) = session.client.run(fingerprint.process_report).values()
+        assert report["env_vars"]["OMP_NUM_THREADS"] == "1"
+    finally:
+        session.close()
+    assert dict(os.environ) == before
 
 
 def test_unreachable_scheduler_fails_fast_naming_the_address(monkeypatch):

@@ -251,10 +251,29 @@ def memory_limit() -> str:
     return os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
 
 
+@contextlib.contextmanager
+def _environ_kept() -> Iterator[None]:
+    """Give this process its own environment back after starting workers.
+
+    distributed's nanny writes its workers' variables into the parent's ``os.environ`` before it
+    spawns them (``WorkerProcess.start``: OMP/MKL/OPENBLAS_NUM_THREADS=1, PYTHONHASHSEED,
+    MALLOC_TRIM_THRESHOLD_). Left there, the benchmark process reads another environment after
+    its first LocalCluster: the result cache, keyed by the steering variables, split in two
+    (threaded runs under one key, LocalCluster runs under another, so a check found none of
+    its baseline's results), and every later child or fingerprint inherited them.
+    """
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 def _local(shape: Shape) -> Session:
     # A worker that dies fails the call at once (KilledWorker) instead of being retried on the
     # others: a benchmark must not time a recovery.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+    with _environ_kept(), dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(
             n_workers=shape.workers,
             threads_per_worker=shape.threads,
