@@ -298,28 +298,3 @@ def test_each_machine_has_its_baseline_and_a_cpu_change_is_named():
     assert envs.loc[("intel", "moved"), "factor"] == "CPU model"
     assert list(envs.reset_index()["machine"]) == ["amd", "amd", "intel", "intel", "intel"]
     assert list(envs["id"]) == ["E1", "E2", "E3", "E4", "E5"]
-
-
-def test_a_run_at_another_commit_is_not_the_studys_baseline():
-    """A scale or make-bench run beside a study (same machine, same pins, another commit) is a
-    design of its own: it neither becomes the study's baseline nor moves the study's ids."""
-
-    def run(commit, env, env_vars=None, **pk):
-        packages = {"scanpy": "1.11.5", "scikit-learn": "1.9.1", "numpy": "2.4.6", **pk}
-        fp = {"machine": "m", "commit": commit, "env_name": env, "python": "3.11.7",
-              "packages": packages, "cpu": {"model": "AMD EPYC"}, "env_vars": env_vars or {}}  # fmt: skip
-        return {"machine": "m", "commit": commit, "env_name": env, "label": env, "fp": fp}
-
-    study = [
-        run("s", "coretype", {"OPENBLAS_CORETYPE": ""}),
-        run("s", "haswell", {"OPENBLAS_CORETYPE": "Haswell"}),
-        run("s", "np", {"OPENBLAS_CORETYPE": ""}, numpy="2.2.6"),
-    ]
-    alone = environments.describe(study).set_index("env_name")
-    # The scale run comes first in the tie-breaking order, and sets no variable at all.
-    both = environments.describe([run("x", "scale"), *study]).set_index("env_name")
-    assert both.loc["coretype", "baseline"] and both.loc["scale", "baseline"]
-    assert both.loc["haswell", "factor"] == alone.loc["haswell", "factor"]
-    for env in ("coretype", "haswell", "np"):
-        assert both.loc[env, "id"] == alone.loc[env, "id"]
-    assert both.loc["scale", "id"] == "E4"  # after the study, the larger design

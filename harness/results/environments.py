@@ -6,8 +6,7 @@ Every view (``harness envs``, table, crossenv, compare, report, write-up) takes 
 from :func:`catalogue`, computed over *every* run of the folder, so the same environment has the
 same id and label everywhere. Each machine has its baseline: the run closest to the most common
 value of every factor, the centre of the study's one-factor-at-a-time design (asv.conf.json);
-runs at another commit of that machine (make bench, the scale profile) have their own. Ids run
-machine by machine, the largest design first. Labels are unique:
+ids run machine by machine. Labels are unique:
 runs that would share one gain what tells them apart (machine, commit, profile).
 """
 
@@ -147,20 +146,16 @@ def describe(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
     rows = [{**r, **attributes(r["fp"] or {})} for r in runs]
     if not rows:
         return pd.DataFrame(columns=["id", *DESCRIBED, *FACTORS])
-    # One baseline per design, a machine's runs at one commit: the study driver pins its commit,
-    # and a run at another (make bench, the scale profile) must not become the study's baseline.
-    design = [(r["machine"], r["commit"]) for r in rows]
-    size = Counter(design)
-    bases = {}
-    for group in sorted(size):
-        known = [i for i, r in enumerate(rows) if r["fp"] and design[i] == group]
+    bases = {}  # one baseline per machine: each machine's study is its own design
+    for machine in sorted({r["machine"] for r in rows}):
+        known = [i for i, r in enumerate(rows) if r["fp"] and r["machine"] == machine]
         steered = [
             sum(bool(v) for v in (rows[i]["fp"].get("env_vars") or {}).values()) for i in known
         ]
         if known:
-            bases[group] = known[baseline_index([rows[i] for i in known], steered)]
+            bases[machine] = known[baseline_index([rows[i] for i in known], steered)]
     for i, row in enumerate(rows):
-        base = bases.get(design[i])
+        base = bases.get(row["machine"])
         row["baseline"] = i == base
         if base is None or not row["fp"]:
             row["factor"], row["change"] = "unknown (no fingerprint)", "-"
@@ -171,14 +166,9 @@ def describe(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
             row["factor"] = ", ".join(factors) or RERUN
             row["change"] = change(row, rows[base]) if factors else RERUN_CHANGE
     envs = pd.DataFrame(rows)
-    # Ids run machine by machine, the largest design (the study) first within each.
-    envs = envs.assign(
-        _d=[-size[d] for d in design],
-        _p=[d[1] for d in design],  # commit
-        _o=envs["factor"].map(_factor_rank),
-    )
-    envs = envs.sort_values(["machine", "_d", "_p", "_o", "factor", "label"], kind="stable")
-    envs = envs.drop(columns=["_d", "_p", "_o"]).reset_index(drop=True)
+    order = envs["factor"].map(_factor_rank)
+    envs = envs.assign(_o=order).sort_values(["machine", "_o", "factor", "label"], kind="stable")
+    envs = envs.drop(columns="_o").reset_index(drop=True)
     envs.insert(0, "id", [vocabulary.env_id(i) for i in range(len(envs))])
     return envs
 
