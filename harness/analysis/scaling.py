@@ -249,8 +249,10 @@ def scale_run(
     inputs: list[dict[str, Any]],
     fp: dict[str, Any],
     checks: Iterable[str],
+    others: Mapping[tuple[str, str, str], int] | None = None,
 ) -> ScaleRun:
-    """Everything the write-up states about the dask results of ``run``."""
+    """Everything the write-up states about the dask results of ``run`` (``others``: the other
+    runs with dask results, left out)."""
     n_obs = n_obs_by_dataset(r for r in inputs if r.get("layout") == "zarr")
     stab = dask_stability(records, run)
     return ScaleRun(
@@ -260,4 +262,5 @@ def scale_run(
         findings=check_findings(stab, checks),
         fingerprint=fp,
         inputs=inputs,
+        others=dict(others or {}),
     )

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
 
 from harness.analysis.scaling import CheckFinding, Path, ScalingTable
-from harness.render.formats import MISSING, Table, fmt_bytes, fmt_seconds, table_md
+from harness.render.formats import (
+    MISSING,
+    Table,
+    fmt_bytes,
+    fmt_float,
+    fmt_seconds,
+    is_missing,
+    table_md,
+)
 
 
 def _size(n: int) -> str:
@@ -123,11 +130,15 @@ def _cell(row: dict[str, Any]) -> str:
     if row["status"] != "ok":
         return str(row["status"])
     value = row["value"]
-    if value is None or math.isnan(float(value)):
+    if is_missing(value):
         return MISSING
     if float(value) == 0.0:
         return "bitwise"
-    return f"{float(value):.1e} {row['verdict'] or ''}".strip()
+    return f"{fmt_float(value)} {row['verdict'] or ''}".strip()
+
+
+def _verdicts(f: CheckFinding) -> str:
+    return ", ".join(f"{v} {n}" for v, n in sorted(f.verdicts.items()))
 
 
 def stability_detail(stab: pd.DataFrame, checks: Sequence[str]) -> Table:
@@ -148,21 +159,19 @@ def stability_detail(stab: pd.DataFrame, checks: Sequence[str]) -> Table:
 def findings_table(findings: Sequence[CheckFinding], varies: dict[str, str]) -> Table:
     """Per check: what varies, configurations measured, identical bits, worst deviation, the
     verdicts given."""
-    rows = []
-    for f in findings:
-        verdicts = ", ".join(f"{v} {n}" for v, n in sorted(f.verdicts.items()))
-        rows.append(
-            [
-                f.check,
-                varies.get(f.check, ""),
-                f.scheduler,
-                str(f.configurations),
-                f"{f.bitwise} of {f.configurations}",
-                MISSING if f.worst is None else "0" if f.worst == 0 else f"{f.worst:.1e}",
-                verdicts,
-                str(f.skipped),
-            ]
-        )
+    rows = [
+        [
+            f.check,
+            varies.get(f.check, ""),
+            f.scheduler,
+            str(f.configurations),
+            f"{f.bitwise} of {f.configurations}",
+            fmt_float(f.worst),
+            _verdicts(f),
+            str(f.skipped),
+        ]
+        for f in findings
+    ]
     headers = ["check", "what varies", "scheduler", "configurations", "bitwise equal"]
     headers += ["worst deviation", "verdicts", "skipped"]
     return Table(headers, rows, ["l", "l", "l", "r", "r", "r", "l", "r"], title="dask checks")
@@ -175,10 +184,9 @@ def answer(findings: Sequence[CheckFinding], check: str, what: str) -> str:
         return f"- {what}: not measured in this run.\n"
     parts = []
     for f in mine:
-        worst = "" if f.bitwise == f.configurations else f", worst deviation {f.worst:.1e}"
-        verdicts = ", ".join(f"{v} {n}" for v, n in sorted(f.verdicts.items()))
+        worst = "" if f.bitwise == f.configurations else f", worst deviation {fmt_float(f.worst)}"
         parts.append(
             f"{f.scheduler}: identical bits in {f.bitwise} of {f.configurations} "
-            f"configurations{worst} ({verdicts})"
+            f"configurations{worst} ({_verdicts(f)})"
         )
     return f"- {what}? {'; '.join(parts)}.\n"

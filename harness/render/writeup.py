@@ -11,7 +11,6 @@ factor, i.e. the centre of the study's one-factor-at-a-time design (asv.conf.jso
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import statistics
 from collections.abc import Callable
@@ -120,8 +119,7 @@ def load_scale(root: Path, loaded: Loaded, warn: Callable[[str], None]) -> scali
     inputs = sidecars.read_inputs(RunKey(*run).folder(root), warn=warn)
     fp = loaded.fingerprints.find(*run) or {}
     checks = [c.name for c in DASK_CHECK_INFO]
-    found = scaling.scale_run(run, loaded.frame, loaded.records, inputs, fp, checks)
-    return dataclasses.replace(found, others=others)
+    return scaling.scale_run(run, loaded.frame, loaded.records, inputs, fp, checks, others)
 
 
 def _timings(root: Path, machine: str, warn: Callable[[str], None]) -> list[dict[str, Any]]:
