@@ -172,6 +172,8 @@ def usable_cores() -> int:
 
 HARNESS_DIR = "harness"
 STUDY_DIR = "study"
+#: The benchmark profile of the published study's runs (one of harness.bench.datasets.PROFILES).
+STUDY_PROFILE = "study"
 #: The digests' anchors, one folder per machine (harness.bench.digests): not a run folder either.
 ANCHORS_DIR = "anchors"
 _SAFE = re.compile(r"[^A-Za-z0-9_.+-]+")

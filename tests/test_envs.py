@@ -298,3 +298,26 @@ def test_each_machine_has_its_baseline_and_a_cpu_change_is_named():
     assert envs.loc[("intel", "moved"), "factor"] == "CPU model"
     assert list(envs.reset_index()["machine"]) == ["amd", "amd", "intel", "intel", "intel"]
     assert list(envs["id"]) == ["E1", "E2", "E3", "E4", "E5"]
+
+
+def test_a_run_beside_a_machines_study_never_becomes_its_baseline():
+    """A scale or make-bench run in a study's machine folder ties with the study's baseline (two
+    runs, every factor equal but one): the baseline is the study's run, listed first or not."""
+
+    def run(env, profile, **pk):
+        packages = {"scanpy": "1.11.5", "scikit-learn": "1.9.1", "numpy": "2.4.6", **pk}
+        fp = {"machine": "m", "commit": "c", "env_name": env, "python": "3.11.7",
+              "packages": packages, "env_vars": {}, "profile": profile}  # fmt: skip
+        return {"machine": "m", "commit": "c", "env_name": env, "label": env, "fp": fp,
+                "profile": profile}  # fmt: skip
+
+    for runs in (
+        [run("bench", "scale", numpy="2.2.6"), run("study", "study")],
+        [run("study", "study"), run("bench", "scale", numpy="2.2.6")],
+    ):
+        envs = environments.describe(runs).set_index("env_name")
+        assert envs.loc["study", "baseline"] and not envs.loc["bench", "baseline"]
+        assert envs.loc["bench", "factor"] == "numpy release"
+    # Without a study run, the tie goes to the first, as before.
+    envs = environments.describe([run("a", "quick"), run("b", "quick", numpy="2.2.6")])
+    assert list(envs.set_index("env_name")["baseline"]) == [True, False]

@@ -149,6 +149,9 @@ def describe(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
     bases = {}  # one baseline per machine: each machine's study is its own design
     for machine in sorted({r["machine"] for r in rows}):
         known = [i for i, r in enumerate(rows) if r["fp"] and r["machine"] == machine]
+        # A make-bench or scale run beside a machine's study must not become its baseline on a
+        # tie: where the machine has study runs, the baseline is one of them.
+        known = [i for i in known if rows[i].get("profile") == vocabulary.STUDY_PROFILE] or known
         steered = [
             sum(bool(v) for v in (rows[i]["fp"].get("env_vars") or {}).values()) for i in known
         ]
