@@ -9,6 +9,7 @@ production code runs unchanged.
 from __future__ import annotations
 
 import os
+import subprocess
 import textwrap
 
 import numpy as np
@@ -145,3 +146,51 @@ def test_the_result_cache_is_keyed_by_the_steering_variables(isolated, monkeypat
     assert unset != forced
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert stability.cache_folder() not in (forced, unset)
+
+
+def test_the_parallel_evaluation_pass_gives_the_in_process_records(isolated):
+    """Two children at once (inputs split between them) leave, for every check, the record the
+    same check evaluates in this process on the same cached samples."""
+    configs = [
+        Config("pbmc68k_reduced", layout, "float32", solver)
+        for layout in ("dense", "csr")
+        for solver in ("arpack", "covariance_eigh")
+    ]
+    stability.run_fresh_processes(configs)
+    checks = ("repeat", "threads", "seed", "layout", "accuracy", "process")
+    stability.prepare_evaluations(configs, checks, timeout=600, workers=2)
+    for config in configs:
+        for check in checks:
+            kept = stability._cached_evaluation(check, config)
+            assert kept is not None, (check, config)
+            assert kept == stability.evaluate(check, config), (check, config)
+
+
+def test_inputs_stay_whole_and_the_largest_are_spread():
+    items = [
+        (check, Config(d, layout, "float32", solver))
+        for d in ("synthetic_small", "pbmc68k_reduced")
+        for layout in ("dense", "csr")
+        for solver in ("arpack", "full")
+        for check in ("repeat", "seed")
+    ]
+    groups = stability._by_input(items, 2)
+    assert len(groups) == 2 and sum(map(len, groups)) == len(items)
+    assert {x for g in groups for x in g} == set(items)
+    for g in groups:  # one of the two large inputs (2,000 x 1,000) each
+        assert len({c.layout for _, c in g if c.dataset == "synthetic_small"}) == 1
+    inputs = [{(c.dataset, c.layout, c.dtype) for _, c in g} for g in groups]
+    assert not inputs[0] & inputs[1]
+    assert len(stability._by_input(items, 8)) == 4  # no more groups than inputs
+
+
+def test_children_that_run_out_of_time_are_killed(isolated):
+    payload = {"samples": [CONFIG.params()], "threads": "single"}
+    with pytest.raises(subprocess.TimeoutExpired):
+        stability._run_children([payload, payload], timeout=0.5)
+    survivors = subprocess.run(
+        ["pgrep", "-f", "-P", str(os.getpid()), "harness.bench.stability"],
+        capture_output=True,
+        text=True,
+    )
+    assert survivors.stdout == ""

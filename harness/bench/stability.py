@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -213,13 +216,33 @@ def run_fresh_processes(configs: list[Config], timeout: float = 1500) -> None:
 
 def _run_child(payload: dict[str, Any], timeout: float) -> None:
     """This module in a fresh interpreter on ``payload`` (killed when ``timeout`` runs out)."""
-    subprocess.run(
-        [sys.executable, "-m", "harness.bench.stability"],
-        input=json.dumps(payload),
-        text=True,
-        check=True,
-        timeout=timeout,
-    )
+    _run_children([payload], timeout)
+
+
+def _run_children(payloads: list[dict[str, Any]], timeout: float) -> None:
+    """This module in one fresh interpreter per payload, all at once; every child is killed
+    (with its process group) when ``timeout`` runs out or one fails, and the first failure is
+    raised (CalledProcessError or TimeoutExpired)."""
+    cmd = [sys.executable, "-m", "harness.bench.stability"]
+    children = []
+    try:
+        for payload in payloads:
+            child = subprocess.Popen(cmd, stdin=subprocess.PIPE, text=True, start_new_session=True)
+            children.append(child)
+            child.stdin.write(json.dumps(payload))  # type: ignore[union-attr]
+            child.stdin.close()  # type: ignore[union-attr]
+        deadline = time.monotonic() + timeout
+        for child in children:
+            returncode = child.wait(timeout=max(deadline - time.monotonic(), 0))
+            if returncode:
+                raise subprocess.CalledProcessError(returncode, cmd)
+    except subprocess.TimeoutExpired:
+        raise subprocess.TimeoutExpired(cmd, timeout) from None
+    finally:
+        for child in children:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
 
 
 def _cache_path_or_none(config: Config, condition: Condition) -> Path | None:
@@ -451,18 +474,26 @@ def _analysed(check: str, config: Config, raw: list[PCAResult]) -> dict[str, Any
 # pays numba's load of umap's compiled code (3.6 s here, even from numba's disk cache): 336
 # checks of the study profile paid it 336 times. Running that code in asv's forkserver to share
 # it deadlocked the forked children (numba's threads do not survive fork), so setup_cache
-# evaluates every check in one fresh child instead, and each track_ reads its evaluation back.
+# evaluates every check in fresh children instead (one per core, inputs split between them:
+# issue #15, the study's cost), and each track_ reads its evaluation back.
 
 
 def _evaluation_path(check: str, config: Config) -> Path:
     return cache_folder() / "evaluations" / f"{check}-{store.params_key(config.params())}.json"
 
 
-def prepare_evaluations(configs: list[Config], checks: tuple[str, ...], timeout: float) -> None:
-    """Evaluate every applicable check of every configuration in one child process.
+def prepare_evaluations(
+    configs: list[Config], checks: tuple[str, ...], timeout: float, workers: int | None = None
+) -> None:
+    """Evaluate every applicable check of every configuration in ``workers`` child processes
+    at once (default: one per usable core).
 
-    A child that fails or runs out of time costs nothing but time: each track_ then evaluates
-    what is missing in its own process, where asv reports any error.
+    Three passes, each input (dataset, layout, dtype) in one child so that nothing is computed
+    twice: the samples at 1 BLAS thread (in parallel), the samples at more threads (one child:
+    they would compete for the cores), then the analysis of every check (in parallel, at 1 BLAS
+    thread, reading the samples back). Bits do not depend on what runs beside a call, only
+    its thread count. A child that fails or runs out of time costs nothing but time: each
+    track_ then evaluates what is missing in its own process, where asv reports any error.
     """
     todo = [
         (check, c)
@@ -472,10 +503,64 @@ def prepare_evaluations(configs: list[Config], checks: tuple[str, ...], timeout:
     ]
     if not todo:
         return
+    groups = _by_input(todo, workers or usable_cores())
+    deadline = time.monotonic() + timeout
+    passes = [
+        [{"samples": _params_of(g), "threads": "single"} for g in groups],
+        [{"samples": _params_of(todo), "threads": "multi"}],
+        [{"evaluate": [[check, c.params()] for check, c in g]} for g in groups],
+    ]
     try:
-        _run_child({"evaluate": [[check, c.params()] for check, c in todo]}, timeout)
+        for payloads in passes:
+            _run_children(payloads, max(deadline - time.monotonic(), 1))
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
         print(f"stability: the evaluation pass stopped ({err}); checks run in their own process")
+
+
+def _params_of(items: list[tuple[str, Config]]) -> list[dict[str, str]]:
+    return [c.params() for c in dict.fromkeys(c for _, c in items)]
+
+
+def _by_input(items: list[tuple[str, Config]], n: int) -> list[list[tuple[str, Config]]]:
+    """``items`` in at most ``n`` groups of whole inputs (their solvers share a reference and
+    the sibling baselines), balanced by the input's size (largest first, to the lightest group)."""
+    inputs: dict[tuple[str, str, str], list[tuple[str, Config]]] = {}
+    for check, c in items:
+        inputs.setdefault((c.dataset, c.layout, c.dtype), []).append((check, c))
+
+    def size(key: tuple[str, str, str]) -> int:
+        try:
+            rows, cols = datasets.describe(*key)["shape"]
+        except datasets.DatasetUnavailable:
+            return 0
+        return rows * cols * len(inputs[key])
+
+    groups: list[list[tuple[str, Config]]] = [[] for _ in range(max(1, min(n, len(inputs))))]
+    loads = [0] * len(groups)
+    for key in sorted(inputs, key=size, reverse=True):
+        i = loads.index(min(loads))
+        groups[i] += inputs[key]
+        loads[i] += size(key)
+    return groups
+
+
+def _samples_child(params: list[dict[str, str]], threads: str) -> None:
+    """Compute (into the result cache) what the checks of these configurations compare:
+    at 1 BLAS thread (``single``: baseline, other seed, reference) or more (``multi``)."""
+    for p in params:
+        config = Config(**p)
+        try:
+            if threads == "single":
+                cached(config)
+                cached(config, replace(BASELINE, random_state=OTHER_SEED))
+                reference(config)
+            else:
+                for n in THREAD_COUNTS[1:]:
+                    cached(config, replace(BASELINE, threads=n))
+        except (Skip, datasets.DatasetUnavailable):
+            continue
+        except Exception as err:  # the check that needs it raises it again, where asv shows it
+            print(f"stability: samples of {p}: {type(err).__name__}: {err}", file=sys.stderr)
 
 
 def _cached_evaluation(check: str, config: Config) -> dict[str, Any] | None:
@@ -523,5 +608,7 @@ if __name__ == "__main__":
     _payload = json.loads(sys.stdin.read())
     if "evaluate" in _payload:
         _evaluate_child(_payload["evaluate"])
+    elif "samples" in _payload:
+        _samples_child(_payload["samples"], _payload["threads"])
     else:
         _child(_payload)
