@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from harness.analysis import metrics
 from harness.analysis.tables import verdict
@@ -163,16 +164,20 @@ def crossenv(
     base = _baseline_key(baseline, infos, names, envs)
     rows = []
     configs = sorted({c for per in by_run.values() for c in per}, key=lambda c: tuple(map(str, c)))
-    for config in configs:
-        present = [k for k in order if config in by_run[k]]
-        if base is None:
-            pairs = list(itertools.combinations(present, 2))
-        else:
-            pairs = [(base, k) for k in present if k != base and base in present]
-        for a, b in pairs:
-            res = compare(by_run[a][config], by_run[b][config])
-            sides = {"a": idmap[a], "b": idmap[b], "a_label": names[a], "b_label": names[b]}
-            rows.append(_pair_row(config, sides, res))
+    # One BLAS thread: the comparisons are small SVDs (subspace_angles of 1,000 x 50 loadings),
+    # where a 2-thread OpenBLAS spins for a busy core. Measured beside a benchmark run (load
+    # average 7): the write-up's 236 calls took 125 of its 153 s, 0.53 s each.
+    with threadpool_limits(limits=1):
+        for config in configs:
+            present = [k for k in order if config in by_run[k]]
+            if base is None:
+                pairs = list(itertools.combinations(present, 2))
+            else:
+                pairs = [(base, k) for k in present if k != base and base in present]
+            for a, b in pairs:
+                res = compare(by_run[a][config], by_run[b][config])
+                sides = {"a": idmap[a], "b": idmap[b], "a_label": names[a], "b_label": names[b]}
+                rows.append(_pair_row(config, sides, res))
     pairs_df = pd.DataFrame(rows, columns=PAIR_COLUMNS)
     base_id = idmap[base] if base is not None else None
     return CrossEnv(envs, pairs_df, summarize(pairs_df), base_id, list(problems))
