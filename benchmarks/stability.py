@@ -36,6 +36,10 @@ class _Check:
 
     def setup(self, *params):
         self.config = Config(*params)
+        # The evaluation pass keeps only checks that apply: no need to read the input again
+        # (0.3-0.4 s a process for 10x_10k dense, 84 processes in the quick profile).
+        if stability.is_evaluated(self.check, self.config):
+            return
         try:
             reason = stability.not_applicable(self.check, self.config)
         except datasets.DatasetUnavailable as err:

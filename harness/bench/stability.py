@@ -563,6 +563,11 @@ def _samples_child(params: list[dict[str, str]], threads: str) -> None:
             print(f"stability: samples of {p}: {type(err).__name__}: {err}", file=sys.stderr)
 
 
+def is_evaluated(check: str, config: Config) -> bool:
+    """Whether the evaluation pass left this check's record (so the check applies)."""
+    return _cached_evaluation(check, config) is not None
+
+
 def _cached_evaluation(check: str, config: Config) -> dict[str, Any] | None:
     try:
         path = _evaluation_path(check, config)
