@@ -25,8 +25,6 @@ the exact problem of the store, built chunk by chunk (:func:`harness.bench.verdi
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 from collections import defaultdict
@@ -292,25 +290,15 @@ def run_fresh_processes(configs: list[DaskConfig], timeout: float = FRESH_TIMEOU
     when it outlives ``timeout``.
     """
     for process in ("fresh-1", "fresh-2"):
-        payload = json.dumps({"configs": [c.params() for c in configs], "process": process})
-        child = subprocess.Popen(
-            [sys.executable, "-m", "harness.bench.dask_stability"],
-            stdin=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
+        payload = {"configs": [c.params() for c in configs], "process": process}
         try:
-            child.communicate(payload, timeout=timeout)
+            stability.run_module_children("harness.bench.dask_stability", [payload], timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
             for config in configs:
                 run = replace(baseline(config), process=process)
                 _fail(config, run, f"the fresh interpreter ran past {timeout:.0f} s")
-        finally:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
+        except subprocess.CalledProcessError:
+            pass  # what it did not compute, the check reports as missing
 
 
 def setup_all(configs: list[DaskConfig]) -> None:

@@ -220,10 +220,14 @@ def _run_child(payload: dict[str, Any], timeout: float) -> None:
 
 
 def _run_children(payloads: list[dict[str, Any]], timeout: float) -> None:
-    """This module in one fresh interpreter per payload, all at once; every child is killed
-    (with its process group) when ``timeout`` runs out or one fails, and the first failure is
-    raised (CalledProcessError or TimeoutExpired)."""
-    cmd = [sys.executable, "-m", "harness.bench.stability"]
+    run_module_children("harness.bench.stability", payloads, timeout)
+
+
+def run_module_children(module: str, payloads: list[dict[str, Any]], timeout: float) -> None:
+    """``python -m module`` in one fresh interpreter per payload (JSON on stdin), all at once;
+    every child is killed with its process group (dask workers included) when ``timeout`` runs
+    out or one fails, and the first failure is raised (CalledProcessError or TimeoutExpired)."""
+    cmd = [sys.executable, "-m", module]
     children = []
     try:
         for payload in payloads:
