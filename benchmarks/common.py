@@ -60,9 +60,9 @@ def input_matrix(dataset: str, layout: str, dtype: str, solver: str, benchmark: 
 def record_environment() -> None:
     """Write the fingerprint and input hashes of this (machine, commit, environment) once."""
     folder = store.current_folder()
-    store.write_once(
-        folder / "fingerprint.jsonl", [{**store.current().to_dict(), **fingerprint.collect()}]
-    )
+    if not (folder / "fingerprint.jsonl").exists():
+        row = {**store.current().to_dict(), **fingerprint.collect(probe_neighbors=True)}
+        store.write_once(folder / "fingerprint.jsonl", [row])
     if (folder / "inputs.jsonl").exists():
         return
     rows = []

@@ -102,9 +102,39 @@ def lobpcg_by_scipy(envs: pd.DataFrame) -> list[dict[str, Any]]:
         )
         row["ids"].append(str(e.id))
         row["global_seed"].add(bool(mech["lobpcg_global_seed_reproducible"]))
-        row["rng"].add(bool(mech.get("lobpcg_rng_passed_reproducible")))
+        if "lobpcg_rng_passed_reproducible" in mech:  # None: this svds takes no rng
+            passed = mech["lobpcg_rng_passed_reproducible"]
+            row["rng"].add(None if passed is None else bool(passed))
     out = []
     for scipy in sorted(rows, key=Version):
         r = rows[scipy]
-        out.append({**r, "global_seed": sorted(r["global_seed"]), "rng": sorted(r["rng"])})
+        rng = sorted(r["rng"], key=lambda v: (v is None, v))
+        out.append({**r, "global_seed": sorted(r["global_seed"]), "rng": rng})
     return out
+
+
+def default_neighbors(envs: pd.DataFrame) -> list[dict[str, Any]]:
+    """Whether scanpy's default ``pp.neighbors`` ran on the probe's 5,000 cells, per (scanpy,
+    scipy, pynndescent, umap-learn) of the study (issue #10 point 6: scanpy 1.11.5 with scipy 1.17.1
+    was reported to fail above 4,096 cells with ``getnnz``). ``problem`` None: it ran."""
+    rows: dict[tuple[str, ...], dict[str, Any]] = {}
+    for e in envs.itertuples():
+        fp = e.fp or {}
+        mech = fp.get("mechanisms") or {}
+        if "default_neighbors_problem" not in mech:
+            continue
+        pk = fp.get("packages") or {}
+        key = tuple(str(pk.get(p, "?")) for p in NEIGHBORS_PACKAGES)
+        row = rows.setdefault(
+            key, {**dict(zip(NEIGHBORS_PACKAGES, key, strict=True)), "ids": [], "problems": set()}
+        )
+        row["ids"].append(str(e.id))
+        row["problems"].add(mech["default_neighbors_problem"])
+    return [
+        {**r, "problems": sorted(r["problems"], key=lambda v: (v is not None, str(v)))}
+        for _, r in sorted(rows.items())
+    ]
+
+
+#: The packages scanpy's default neighbors search and connectivities depend on.
+NEIGHBORS_PACKAGES = ("scanpy", "scipy", "pynndescent", "umap-learn")

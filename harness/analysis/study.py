@@ -587,6 +587,7 @@ def findings(study: Study) -> dict[str, Any]:
     f["null_control"] = _null_control(study, f.get("across", {}))
     f["mechanisms"] = [m.__dict__ for m in mechanisms.named(study.envs, shapes(study))]
     f["lobpcg"] = mechanisms.lobpcg_by_scipy(study.envs)
+    f["default_neighbors"] = mechanisms.default_neighbors(study.envs)
     f["single_factor_moved"], f["combinations_moved"] = attribution(f.get("across", {}))
     return f
 

@@ -26,6 +26,11 @@ PACKAGES = (
     "numba",
     "pandas",
     "scikit-learn-intelex",
+    # The downstream check's graph and clustering, and scanpy's default pp.neighbors (#10 pt 6).
+    "pynndescent",
+    "umap-learn",
+    "leidenalg",
+    "igraph",
     # The dask suite's engine (issue #13).
     "dask",
     "distributed",
@@ -75,8 +80,9 @@ def steering_env() -> dict[str, str]:
     }
 
 
-def collect() -> dict[str, Any]:
-    """The fingerprint of the running process (imports numpy/scipy/sklearn to see their BLAS)."""
+def collect(probe_neighbors: bool = False) -> dict[str, Any]:
+    """The fingerprint of the running process (imports numpy/scipy/sklearn to see their BLAS);
+    ``probe_neighbors`` adds the ~30 s probe of scanpy's default ``pp.neighbors``."""
     pools = blas.threadpools()
     mapped = blas.mapped_libraries()
     return {
@@ -92,20 +98,28 @@ def collect() -> dict[str, Any]:
         "mkl_cbwr": blas.mkl_cbwr(mapped),
         "cpu": cpu_info(),
         "env_vars": steering_env(),
-        "mechanisms": mechanisms(),
+        "mechanisms": mechanisms(probe_neighbors),
     }
 
 
-def mechanisms() -> dict[str, Any]:
-    """What the harness can name when results move between environments (issue #10 points 7
-    and 11): scikit-learn's sign convention, and whether lobpcg's start vectors follow numpy's
-    global seed (what scanpy sets) or only an ``rng`` passed to svds."""
+def mechanisms(probe_neighbors: bool = False) -> dict[str, Any]:
+    """What the harness can name when results move between environments (issue #10 points 6, 7
+    and 11): scikit-learn's sign convention, whether lobpcg's start vectors follow numpy's global
+    seed (what scanpy sets) or only an ``rng`` passed to svds, and (``probe_neighbors``) whether
+    scanpy's default ``pp.neighbors`` runs on 5,000 cells (None) or the error it raised."""
     sklearn = installed_version("scikit-learn") or "0"
-    return {
+    out: dict[str, Any] = {
         "sign_convention": support.sign_convention(sklearn),
         "lobpcg_global_seed_reproducible": support.lobpcg_is_seeded(rng_passed=False),
         "lobpcg_rng_passed_reproducible": support.lobpcg_is_seeded(rng_passed=True),
     }
+    if probe_neighbors:
+        # Imported here: readers import this module, and downstream imports scanpy. The probe
+        # costs ~30 s (pynndescent's numba compilation), so only the suite runs it, once.
+        from harness.analysis import downstream
+
+        out["default_neighbors_problem"] = downstream.default_neighbors_problem()
+    return out
 
 
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")

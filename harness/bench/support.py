@@ -196,9 +196,13 @@ def sign_convention(sklearn: str) -> str:
     return "v-based" if Version(sklearn) >= Version("1.5") else "u-based"
 
 
-def lobpcg_is_seeded(rng_passed: bool, size: tuple[int, int] = (300, 60), k: int = 10) -> bool:
+def lobpcg_is_seeded(
+    rng_passed: bool, size: tuple[int, int] = (300, 60), k: int = 10
+) -> bool | None:
     """Whether two identical ``svds(solver='lobpcg')`` calls give identical bits, with numpy's
-    global RNG seeded before each (what scanpy's legacy sparse path does) and ``rng`` passed or not.
+    global RNG seeded before each (what scanpy's legacy sparse path does) and ``rng`` passed or not;
+    None for ``rng_passed`` where this scipy's svds takes no ``rng`` (older releases), so that no
+    reader claims a passed ``rng`` made calls agree where none could be passed.
 
     scipy >= 1.17 draws lobpcg's start vectors from a fresh ``default_rng()`` when ``rng`` is None
     (scipy#25069: gh-23531 dropped ``check_random_state``; fix proposed in scipy#25204), so the
@@ -206,7 +210,9 @@ def lobpcg_is_seeded(rng_passed: bool, size: tuple[int, int] = (300, 60), k: int
     """
     a = np.random.default_rng(0).standard_normal(size)
     kwargs = {}
-    if rng_passed and "rng" in inspect.signature(svds).parameters:
+    if rng_passed:
+        if "rng" not in inspect.signature(svds).parameters:
+            return None
         kwargs = {"rng": 0}
     out = []
     for _ in range(2):

@@ -629,14 +629,45 @@ def _controls_and_mechanisms(f: dict[str, Any]) -> list[str]:
         parts.append(
             f"- lobpcg with scipy {r['scipy']} ({_id_ranges(r['ids'])}): two identical "
             "`svds(solver='lobpcg')` calls with numpy's global seed set (what scanpy does) "
-            f"{'agree' if r['global_seed'] == [True] else 'disagree' if r['global_seed'] == [False] else 'agree in some environments only'}; "
-            f"with `rng` passed they {'agree' if r['rng'] == [True] else 'disagree' if r['rng'] == [False] else 'agree in some only'}"
+            f"{_agreement(r['global_seed'])}; {_rng_agreement(r['rng'])}"
             " (scipy >= 1.17 draws lobpcg's start vectors from a fresh `default_rng()` when `rng` is "
             "None: scipy#25069).\n"
+        )
+    for r in f.get("default_neighbors", []):
+        versions = ", ".join(
+            f"{p} {r[p]}" for p in ("scanpy", "scipy", "pynndescent", "umap-learn")
+        )
+        ran = [p for p in r["problems"] if p is None]
+        failed = [p for p in r["problems"] if p is not None]
+        outcome = "runs" if not failed else "fails: " + "; ".join(f"`{p}`" for p in failed)
+        if ran and failed:
+            outcome = "runs in some environments and " + outcome
+        parts.append(
+            f"- scanpy's default `pp.neighbors` (pynndescent) on 5,000 cells with {versions} "
+            f"({_id_ranges(r['ids'])}): {outcome}. The downstream check builds an exact kNN "
+            "(`transformer='sklearn'`) either way, so that PCA's effect is isolated.\n"
         )
     if not parts:
         return []
     return ["\n## Controls and mechanisms\n\n", *parts]
+
+
+def _agreement(seen: list[bool]) -> str:
+    """'agree', 'disagree' or 'agree in some environments only', from the outcomes measured."""
+    if seen == [True]:
+        return "agree"
+    return "disagree" if seen == [False] else "agree in some environments only"
+
+
+def _rng_agreement(seen: list[bool | None]) -> str:
+    """The same with ``rng`` passed; None marks an svds that takes no ``rng``."""
+    if not seen:
+        return "with `rng` passed: not measured"
+    if seen == [None]:
+        return "this scipy's `svds` takes no `rng`"
+    measured = [v for v in seen if v is not None]
+    note = " (where svds takes one)" if None in seen else ""
+    return f"with `rng` passed they {_agreement(measured)}{note}"
 
 
 def _downstream_and_speed(d: pd.DataFrame, fa: pd.DataFrame) -> list[str]:
