@@ -196,3 +196,43 @@ def test_one_edge_is_replaced_and_nothing_else():
     assert g.nnz == h.nnz
     diff = abs(g - h)
     assert diff.nnz == 4  # one undirected edge removed, one added: 2 entries each
+
+
+def _judged(problem, a, b):
+    rho_a = rounding.rounding_level(problem, a.path, a.u)
+    rho_b = rounding.rounding_level(problem, b.path, b.u)
+    return rounding.judge(
+        problem, (a.loadings, a.embedding), (b.loadings, b.embedding), rho_a, rho_b
+    )
+
+
+def test_beyond_rounding_says_whether_both_results_are_approximate():
+    """Issue #10: a 1 vs 2 thread run of the same randomized solve is 'beyond rounding' of the
+    exact covariance with tiny deviations; the cause separates it from a real change."""
+    x = calibration.planted("separated", 0)
+    problem = rounding.problem_of(x)
+    exact = calibration.solve(x)
+    rough = {"iterated_power": 0, "n_oversamples": 2}
+    approx = calibration.solve(x, "randomized", **rough)
+    # The same approximate solve of the input rounded differently: rounding moved it, but
+    # neither result is an exact eigenpair, so the exact problem cannot say so.
+    noise = x * (1 + np.random.default_rng(1).choice([-1.0, 1.0], x.shape) * 2.0**-53)
+    again = calibration.solve(noise, "randomized", **rough)
+    both = _judged(problem, approx, again)
+    assert both.worst == "beyond rounding" and both.beyond_cause == "both approximate"
+    one = _judged(problem, exact, approx)
+    assert one.worst == "beyond rounding" and one.beyond_cause == "one approximate"
+    # A rotated exact solve is no eigenpair either: the other side is exact, so it is a change.
+    rotated = _judged(problem, exact, calibration._rotated(exact, 2, 3, 1e-3))
+    assert rotated.worst == "beyond rounding" and rotated.beyond_cause == "one approximate"
+    assert _judged(problem, exact, calibration.solve(x, "full")).beyond_cause is None
+
+
+def test_the_cause_is_the_least_benign_of_the_components():
+    """Both residuals at rounding yet beyond the bound: Davis-Kahan says that cannot happen, so
+    it names a failure of the rounding model (constructed: no solver produced it)."""
+    verdicts = ["within rounding", "beyond rounding", "beyond rounding"]
+    assert rounding.beyond_cause(verdicts, [1, 50, 50], [1, 50, 50]) == "both approximate"
+    assert rounding.beyond_cause(verdicts, [1, 50, 1], [1, 50, 1]) == "moved beyond the bound"
+    assert rounding.beyond_cause(verdicts, [1, 50, None], [1, 1, 2]) == "one approximate"
+    assert rounding.beyond_cause(verdicts[:1], [1], [1]) is None

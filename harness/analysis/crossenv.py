@@ -68,6 +68,7 @@ PAIR_COLUMNS = [
     "lead_rel_diff",
     "trail_rel_diff",
     "verdict",
+    "beyond_cause",
 ]
 
 
@@ -227,7 +228,9 @@ def _pair_row(
         "variance_max_rel_diff": res.get("variance_max_rel_diff"),
         "lead_rel_diff": 0.0 if bitwise else lead,
         "trail_rel_diff": 0.0 if bitwise else trail,
-        "verdict": pair_verdict(res) if comparable else "not comparable",
+        "verdict": (v := pair_verdict(res) if comparable else "not comparable"),
+        # Why it is beyond rounding (rounding.beyond_cause), where it is.
+        "beyond_cause": res.get("beyond_cause") if v == "beyond rounding" else None,
     }
 
 

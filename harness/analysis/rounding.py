@@ -50,7 +50,7 @@ is right on planted spectra and perturbations of known size, and the tests asser
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -216,6 +216,41 @@ class Judgement:
     def counts(self) -> dict[str, int]:
         """How many components got each verdict (only those that occur), in VERDICTS order."""
         return {v: n for v in VERDICTS if (n := self.verdicts.count(v))}
+
+    @property
+    def beyond_cause(self) -> BeyondCause | None:
+        """Why the pair is beyond rounding (:func:`beyond_cause`), None when it is not."""
+        return beyond_cause(self.verdicts, self.residual_a, self.residual_b)
+
+
+#: Why a pair is "beyond rounding", from its components' residuals. "both approximate": neither
+#: result is an eigenpair of the exact covariance to within rounding (randomized, an unconverged
+#: iteration), so the exact problem cannot say whether their *difference* is rounding: a 1 vs 2
+#: thread run of the same randomized solve is beyond rounding with deviations of 1e-7.
+BeyondCause = Literal["both approximate", "one approximate", "moved beyond the bound"]
+BEYOND_CAUSES: tuple[BeyondCause, ...] = (
+    "both approximate",
+    "one approximate",
+    "moved beyond the bound",
+)
+
+
+def beyond_cause(
+    verdicts: Sequence[str | None],
+    residual_a: Sequence[float | None],
+    residual_b: Sequence[float | None],
+) -> BeyondCause | None:
+    """The cause of a pair's beyond-rounding components (residuals as ratios to rounding, as
+    records keep them; None = infinite): the least benign cause among them, None if none is."""
+    causes = set()
+    for v, ra, rb in zip(verdicts, residual_a, residual_b, strict=True):
+        if v != "beyond rounding":
+            continue
+        off = [r is None or r > SAFETY for r in (ra, rb)]
+        causes.add(
+            BEYOND_CAUSES[0] if all(off) else BEYOND_CAUSES[1] if any(off) else BEYOND_CAUSES[2]
+        )
+    return max(causes, key=BEYOND_CAUSES.index, default=None)
 
 
 def _sin(a: np.ndarray, b: np.ndarray) -> float:

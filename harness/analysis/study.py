@@ -16,6 +16,7 @@ import pandas as pd
 from packaging.version import InvalidVersion, Version
 
 from harness.analysis import mechanisms
+from harness.analysis.rounding import BEYOND_CAUSES
 from harness.analysis.scaling import ScaleRun
 from harness.errors import HarnessError
 from harness.results import environments as environs
@@ -348,9 +349,18 @@ def _against_baseline(env: Any, sub: pd.DataFrame) -> dict[str, Any]:
         "lead": float(shifted["lead_rel_diff"].median()) if len(shifted) else 0.0,
         "trail": float(shifted["trail_rel_diff"].median()) if len(shifted) else 0.0,
         **verdict_counts(sub["verdict"]),
+        **_approximate(sub, "beyond_cause", "deviation"),
         **{f"moved_{o}": int(outputs.str.contains(o).sum()) for o in OUTPUTS},
         "sign_flips": int((sub["sign_flips"].fillna(0) > 0).sum()),
     }
+
+
+def _approximate(rows: pd.DataFrame, cause: str, dev: str) -> dict[str, Any]:
+    """How many beyond-rounding rows are pairs of approximate results (rounding.beyond_cause:
+    the exact covariance cannot judge their difference), and their worst deviation."""
+    approx = rows[rows[cause] == BEYOND_CAUSES[0]] if cause in rows else rows.iloc[:0]
+    worst = pd.to_numeric(approx[dev], errors="coerce").max() if len(approx) else 0.0
+    return {"approximate": len(approx), "approximate_worst": float(worst)}
 
 
 def across(study: Study) -> pd.DataFrame:
@@ -398,6 +408,7 @@ def by_factor(study: Study) -> pd.DataFrame:
                 "bitwise": len(ran) - len(moved),
                 "worst": float(moved[f"dev_{check}"].max()) if len(moved) else 0.0,
                 **verdict_counts(ran[f"v_{check}"]),
+                **_approximate(ran, f"cause_{check}", f"dev_{check}"),
             }
         )
     a = across(study)
@@ -411,6 +422,8 @@ def by_factor(study: Study) -> pd.DataFrame:
                 "bitwise": int(sub["bitwise"].sum()),
                 "worst": float(sub["worst"].max()),
                 **{v: int(sub[v].sum()) for v in VERDICTS},
+                "approximate": int(sub["approximate"].sum()),
+                "approximate_worst": float(sub["approximate_worst"].max()),
             }
         )
     return pd.DataFrame(rows)
@@ -426,24 +439,19 @@ def factors(groups: Sequence[str]) -> list[str]:
 class Across:
     """The across-environment facts the advice is chosen by (keys: environment ids)."""
 
-    moved: list[str]
     same: list[str]
-    moved_factors: list[str]
-    worst: float
     sign_flips: list[str]
-    unstable: list[str]
+    unstable: list[str]  # beyond rounding in some configuration that is not 'both approximate'
+    approximate: list[str]  # beyond rounding only where both results are approximate
 
 
 def across_summary(across: dict[str, dict[str, Any]]) -> Across:
-    """Which environments moved, stayed bitwise, flipped signs or were unstable vs the baseline."""
-    moved = [k for k, v in across.items() if v["bitwise"] < v["n"]]
+    """Which environments stayed bitwise, flipped signs or were unstable vs the baseline."""
     return Across(
-        moved=moved,
         same=[k for k, v in across.items() if v["bitwise"] == v["n"]],
-        moved_factors=factors([across[m]["factor"] for m in moved]),
-        worst=max((across[m]["worst"] for m in moved), default=0.0),
         sign_flips=[k for k, v in across.items() if v["sign_flips"]],
-        unstable=[k for k, v in across.items() if v["beyond"]],
+        unstable=[k for k, v in across.items() if v["beyond"] > v.get("approximate", 0)],
+        approximate=[k for k, v in across.items() if 0 < v["beyond"] == v.get("approximate", 0)],
     )
 
 
@@ -542,6 +550,7 @@ def _across_findings(a: pd.DataFrame) -> dict[str, dict[str, Any]]:
             "n": int(r["n"]),
             "worst": float(r["worst"]),
             "beyond": int(r[BEYOND]),
+            "approximate": int(r.get("approximate", 0)),
             "sign_flips": int(r["sign_flips"]),
         }
         for r in a.to_dict("records")
@@ -589,6 +598,7 @@ def findings(study: Study) -> dict[str, Any]:
     f["lobpcg"] = mechanisms.lobpcg_by_scipy(study.envs)
     f["default_neighbors"] = mechanisms.default_neighbors(study.envs)
     f["single_factor_moved"], f["combinations_moved"] = attribution(f.get("across", {}))
+    f["single_factor_worst"] = single_factor_worst(f.get("across", {}))
     return f
 
 
@@ -615,11 +625,19 @@ def attribution(across: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]
     """Factors that moved bits, attributed only from environments that change that factor
     alone; and the combinations (environments changing several factors together) that moved."""
     moved = [v for v in across.values() if v["bitwise"] < v["n"]]
-    single = [
-        v["factor"] for v in moved if "," not in v["factor"] and v["factor"] != environs.RERUN
-    ]
+    single = [v["factor"] for v in moved if _single_factor(v)]
     combos = [v["factor"] for v in moved if "," in v["factor"]]
     return factors(single), sorted(set(combos))
+
+
+def single_factor_worst(across: dict[str, dict[str, Any]]) -> float:
+    """The worst deviation over environments that change one factor alone (issue #10 point 7:
+    a combination's deviation is not quoted for a single factor)."""
+    return max((v["worst"] for v in across.values() if _single_factor(v)), default=0.0)
+
+
+def _single_factor(v: dict[str, Any]) -> bool:
+    return "," not in v["factor"] and v["factor"] != environs.RERUN
 
 
 def assemble(

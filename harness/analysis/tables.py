@@ -35,6 +35,7 @@ from harness.results.environments import Key
 from harness.results.frame import codes_of, combine
 from harness.results.runs import run_ids
 from harness.vocabulary import (
+    BEYOND,
     BITWISE,
     CHECKS,
     CONFIG_COLUMNS,
@@ -331,6 +332,8 @@ def _check_columns(
         v = verdicts(dev, skipped, failed, r.get("bitwise"), r.get("verdict"))
         out[f"dev_{check}"] = dev
         out[f"v_{check}"] = v
+        cause = r.get("beyond_cause", np.full(g.n, None, dtype=object))
+        out[f"cause_{check}"] = np.where(v == BEYOND, cause, None)
         if check in vc:
             ranks.append(_rank(v))
     out["sigdigits"] = _nanmin([rec.get(c, {}).get("sigdigits") for c in vc], g.n)
@@ -373,7 +376,7 @@ def table_columns() -> list[str]:
         "s_peakmem",
     ]
     for c in CHECKS:
-        cols += [f"dev_{c}", f"v_{c}"]
+        cols += [f"dev_{c}", f"v_{c}", f"cause_{c}"]
     return [*cols, "sigdigits", "knn_jaccard", "verdict"]
 
 
@@ -440,7 +443,10 @@ def _record_arrays(
         f: pd.to_numeric(rec[f].astype(object), errors="coerce").to_numpy(dtype=float)
         for f in ("bitwise", "sigdigits", "knn_jaccard", "leiden_ari", "ari_other_seed", "value")
     }
-    text = {f: rec[f].astype(object).to_numpy() for f in ("verdict", "moved")}
+    text = {
+        f: rec[f].astype(object).to_numpy() if f in rec else np.full(len(rec), None, dtype=object)
+        for f in ("verdict", "moved", "beyond_cause")
+    }
     for check in CHECKS:
         sel = (pos >= 0) & (checks == check)
         if not sel.any():

@@ -559,4 +559,9 @@ def judged(a: Digest, b: Digest) -> dict[str, Any]:
         (b.sample.loadings, jb.residuals, jb.rho),
         same,
     )
-    return {"verdict": j.worst, "verdict_counts": j.counts(), "component_verdicts": j.verdicts}
+    return {
+        "verdict": j.worst,
+        "verdict_counts": j.counts(),
+        "component_verdicts": j.verdicts,
+        "beyond_cause": j.beyond_cause,
+    }

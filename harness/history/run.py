@@ -301,7 +301,7 @@ class History:
         return differences(a, b, self.plan.configs(), self.plan.runtime_factor)
 
     def run(self) -> HistoryResult:
-        with _sigterm_as_interrupt():
+        with _signals_as_interrupt():
             try:
                 return self._run()
             except KeyboardInterrupt:
@@ -522,14 +522,20 @@ def _kill(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-class _sigterm_as_interrupt:
-    """SIGTERM raises KeyboardInterrupt while a history runs, so it stops as Ctrl-C does."""
+class _signals_as_interrupt:
+    """SIGINT and SIGTERM raise KeyboardInterrupt while a history runs, so it stops as Ctrl-C
+    does. SIGINT too: a process started in the background by a non-interactive shell (``cmd &``
+    in a script, CI) inherits SIGINT ignored, and Python then installs no handler for it, so an
+    interrupt was silently lost and the history ran to the end."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __enter__(self) -> None:
-        self._old = signal.signal(signal.SIGTERM, self._handle)
+        self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
 
     def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGTERM, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
 
     @staticmethod
     def _handle(signum: int, frame: object) -> None:

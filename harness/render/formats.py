@@ -71,6 +71,14 @@ def fmt_fixed(x: Any, decimals: int = 3) -> str:
     return MISSING if is_missing(x) else f"{float(x):.{decimals}f}"
 
 
+def fmt_share(x: Any) -> str:
+    """A share kept (kNN Jaccard): 4 decimals below 1, never rounded up to 1 (0.99978 is not
+    '1.000', issue #10 point 6), '1' when all."""
+    if is_missing(x):
+        return MISSING
+    return "1" if x == 1 else f"{min(x, 0.9999):.4f}"
+
+
 def fmt_value(x: Any, unit: str | None) -> str:
     """A benchmark value in its unit (seconds, bytes, anything else as a short number)."""
     if is_missing(x):

@@ -134,7 +134,7 @@ def display(rows_in: list[Row], all_cores: Any = None) -> Table:
             _runtime_cell(r["peakmem_bytes"], r["s_peakmem"], render.fmt_bytes),
             *(_check_cell(r[f"dev_{c}"], r[f"v_{c}"]) for c in CHECKS),
             render.fmt_fixed(r["sigdigits"], 1),
-            render.fmt_fixed(r["knn_jaccard"], 3),
+            render.fmt_share(r["knn_jaccard"]),
             r["verdict"] or "",
         ]
         rows.append(["" if c is None else str(c) for c in cells])

@@ -251,12 +251,23 @@ def _judged(frame: pd.DataFrame) -> list[str]:
     return out
 
 
+#: The column splitting "beyond rounding" by its cause (rounding.beyond_cause, issue #10).
+APPROXIMATE_HEADER = "of which both approximate (worst dev.)"
+
+
+def _approximate_cell(r: dict[str, Any]) -> str:
+    n = int(r.get("approximate") or 0)
+    return f"{n} ({_sci(r['approximate_worst'])})" if n else "0"
+
+
 def _factor_table(b: pd.DataFrame) -> str:
     judged = _judged(b)
-    headers = ["what changes", "environments", "bitwise equal", "worst deviation", *judged]
+    headers = ["what changes", "environments", "bitwise equal", "worst deviation", *judged,
+               APPROXIMATE_HEADER]  # fmt: skip
     rows = [[_source(r), r["envs"], _frac(r["bitwise"], r["n"]), _sci(r["worst"]),
-             *(r.get(v, 0) for v in judged)] for r in b.to_dict("records")]  # fmt: skip
-    return render.md_table(headers, rows, ["l"] + ["r"] * (3 + len(judged)))
+             *(r.get(v, 0) for v in judged), _approximate_cell(r)]
+            for r in b.to_dict("records")]  # fmt: skip
+    return render.md_table(headers, rows, ["l"] + ["r"] * (4 + len(judged)))
 
 
 def _within_table(w: pd.DataFrame) -> str:
@@ -288,21 +299,15 @@ def _moved_cell(r: dict[str, Any]) -> str:
 
 def _across_table(a: pd.DataFrame) -> str:
     judged = _judged(a)
-    headers = ["id", "differs in", "bitwise equal", *judged, "outputs moved", "worst dev.",
-               "median dev.", _lead(), _trail()]  # fmt: skip
+    headers = ["id", "differs in", "bitwise equal", *judged, APPROXIMATE_HEADER, "outputs moved",
+               "worst dev.", "median dev.", _lead(), _trail()]  # fmt: skip
     rows = [[r["id"], r["change"], _frac(r["bitwise"], r["n"]), *(r.get(v, 0) for v in judged),
-             _moved_cell(r), _sci(r["worst"]), _sci(r["median"]), _sci(r["lead"]), _sci(r["trail"])]
+             _approximate_cell(r), _moved_cell(r), _sci(r["worst"]), _sci(r["median"]),
+             _sci(r["lead"]), _sci(r["trail"])]
             for r in a.to_dict("records")]  # fmt: skip
     return render.md_table(
-        headers, rows, ["l", "l"] + ["r"] * (1 + len(judged)) + ["l"] + ["r"] * 4
+        headers, rows, ["l", "l"] + ["r"] * (2 + len(judged)) + ["l"] + ["r"] * 4
     )
-
-
-def _jaccard(x: Any) -> str:
-    """A share of edges kept: 4 decimals below 1 (0.99978 is not '1.000'), '1' when all."""
-    if render.is_missing(x):
-        return render.MISSING
-    return "1" if x == 1 else f"{min(x, 0.9999):.4f}"
 
 
 def _downstream_table(d: pd.DataFrame) -> str:
@@ -310,8 +315,8 @@ def _downstream_table(d: pd.DataFrame) -> str:
                "Leiden ARI min", "ARI median", "ARI, other Leiden seed (min)",
                "ARI, one edge moved (min)", f"{_lead()} (median)", f"{_trail()} (median)"]  # fmt: skip
     fixed = render.fmt_fixed
-    rows = [[r["check"], r["moved"], ", ".join(r["solvers"]), _jaccard(r["knn_min"]),
-             _jaccard(r["knn_median"]), fixed(r["ari_min"]), fixed(r["ari_median"]),
+    rows = [[r["check"], r["moved"], ", ".join(r["solvers"]), render.fmt_share(r["knn_min"]),
+             render.fmt_share(r["knn_median"]), fixed(r["ari_min"]), fixed(r["ari_median"]),
              fixed(r.get("ari_seed_min")), fixed(r.get("ari_edge_min")), _sci(r["lead"]),
              _sci(r["trail"])] for r in d.to_dict("records")]  # fmt: skip
     return render.md_table(headers, rows, ["l", "r", "l"] + ["r"] * 8)
@@ -406,7 +411,7 @@ def _downstream(ds: dict[str, dict[str, Any]]) -> list[str]:
             line = (
                 f"Downstream, where the {check} check moved PCA (svd_solver "
                 f"{', '.join(r['solvers'])}), the {N_NEIGHBORS}-nearest-neighbour graph kept "
-                f"{_jaccard(r['knn_min'])} of its edges at worst (Jaccard) and Leiden clusters "
+                f"{render.fmt_share(r['knn_min'])} of its edges at worst (Jaccard) and Leiden clusters "
                 f"agreed with ARI {render.fmt_fixed(r['ari_min'])} at worst"
             )
             if not render.is_missing(r.get("ari_seed_min")):
@@ -426,8 +431,8 @@ def _for_analysts(f: dict[str, Any], s: analysis.Across) -> list[str]:
     if single:
         lines.append(
             "Record your environment with your results: changing only the " + _or(single)
-            + " changed PCA coordinates of the same data (worst relative deviation over all "
-            "environments " + _sci(s.worst) + ")."
+            + " changed PCA coordinates of the same data (worst relative deviation over those "
+            "environments " + _sci(f["single_factor_worst"]) + ")."
         )  # fmt: skip
     if combos:
         lines.append(
@@ -454,10 +459,16 @@ def _for_maintainers(f: dict[str, Any], s: analysis.Across) -> list[str]:
         )
     unstable = _across_names(across, s.unstable)
     lines.append(
-        "Environments with configurations beyond rounding of the exact covariance (a different "
-        "algorithm or an unconverged solver, not rounding) against the baseline: "
-        + (_list(unstable) + "." if unstable else "none.")
+        "Environments with configurations beyond rounding of the exact covariance against the "
+        "baseline where at least one result is an eigenpair of it to within rounding (the two "
+        "differ by more than rounding: another algorithm or an unconverged solver): " + (_list(unstable) + "." if unstable else "none.")
     )  # fmt: skip
+    if s.approximate:
+        lines.append(
+            "Beyond rounding only in pairs of approximate results (neither side an eigenpair to "
+            "within rounding, so the exact problem cannot judge their difference): "
+            + _list(_across_names(across, s.approximate)) + "."
+        )  # fmt: skip
     if f.get("single_factor_moved"):
         lines.append(
             "Regression tests of PCA output should pin the thread count and the BLAS, or judge "
@@ -548,6 +559,10 @@ def _findings(study: Study, f: dict[str, Any]) -> list[str]:
         f"({_list(analysis.unreproducible_solvers(study))}; see below) are left out in the "
         "environments where they are not: comparing them would measure their own noise.\n\n",
         _factor_table(analysis.by_factor(study)),
+        f"\n'{APPROXIMATE_HEADER.split(' (')[0]}': beyond-rounding pairs in which neither "
+        "result is an eigenpair of the exact covariance to within rounding (randomized, an "
+        "unconverged iteration). The exact problem then cannot say whether their *difference* "
+        "is rounding; their worst deviation says how far apart they are.\n",
         "\n### Advice for analysts\n\n",
         *(f"- {line}\n" for line in analysts),
         "\n### Advice for maintainers\n\n",

@@ -24,6 +24,7 @@ import pandas as pd
 
 from harness import io
 from harness.analysis.metrics import leading_trailing
+from harness.analysis import rounding
 from harness.analysis.rounding import VERDICTS as ROUNDING_VERDICTS
 from harness.bench import fingerprint
 from harness.errors import HarnessError
@@ -449,6 +450,7 @@ RECORD_JUDGED = (
     "ari_other_seed",
     "ari_one_edge",
     "downstream_unavailable",
+    "beyond_cause",
 )
 RECORD_COLUMNS = (
     *RUN_KEY,
@@ -559,6 +561,16 @@ def record_row(rec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _beyond_cause(j: dict[str, Any]) -> str | None:
+    """rounding.beyond_cause of a record's judgement (None when its components are malformed)."""
+    comps = j.get("components") if isinstance(j.get("components"), dict) else {}
+    cols = [comps.get(k) for k in ("verdict", "residual_a", "residual_b")]
+    if not all(isinstance(c, list) for c in cols) or len({len(c) for c in cols}) != 1:
+        return None
+    ratios = [[number(x) if isinstance(x, (int, float)) else None for x in c] for c in cols[1:]]
+    return rounding.beyond_cause(cols[0], *ratios)
+
+
 def judged_fields(rec: dict[str, Any]) -> dict[str, Any]:
     """The :data:`RECORD_JUDGED` columns of a record (None where it has no judgement), plus the
     downstream block's kNN Jaccard and Leiden ARI over the comparison's."""
@@ -576,6 +588,7 @@ def judged_fields(rec: dict[str, Any]) -> dict[str, Any]:
         if isinstance(down.get("unavailable"), str)
         else None,
     }
+    out["beyond_cause"] = _beyond_cause(j) if verdict == "beyond rounding" else None
     for name in ("embedding", "loadings", "variance"):
         o = outs.get(name) if isinstance(outs.get(name), dict) else {}
         out[f"{name}_rel_diff"] = (
