@@ -612,3 +612,41 @@ def test_check_writable(tmp_path):
         check_writable(tmp_path / "f" / "x")
     with pytest.raises(HarnessError, match="not a directory"):
         check_writable(tmp_path / "f", directory=True)
+
+
+def test_a_cell_whose_embedding_did_not_move_names_the_output_that_did():
+    """Issue #10 point 8: '0 !' named nothing; the loadings moved, X_pca is identical."""
+    from harness.render import tables as rt
+
+    assert rt._check_cell(0.0, "beyond rounding", "loadings,variance") == "0 (loadings, variance) !"
+    assert rt._check_cell(2.5e-4, "beyond rounding", "embedding,loadings") == "2.5e-04 !"
+    assert rt._check_cell(0.0, "bitwise", None) == "bitwise"
+
+
+def test_significant_digits_compare_checks_by_the_raw_error_with_the_sample_count():
+    """Issue #10 point 5: the CNH estimate's confidence term depends on the sample count, so the
+    fewest digits are picked by the raw -log10 error, and that check's estimate and n shown."""
+    import numpy as np
+
+    from harness.analysis import tables as at
+    from harness.render import tables as rt
+
+    two = {
+        "sigdigits": np.array([1.9]),
+        "sigdigits_raw": np.array([3.7]),
+        "sigdigits_n": np.array([2.0]),
+    }
+    five = {
+        "sigdigits": np.array([2.4]),
+        "sigdigits_raw": np.array([2.9]),
+        "sigdigits_n": np.array([5.0]),
+    }
+    got = at._sigdigits([two, five], 1)
+    # The CNH minimum (1.9, 2 samples) is not the fewest digits: the raw error says 2.9 (5).
+    assert (
+        got["sigdigits_raw"][0] == 2.9 and got["sigdigits"][0] == 2.4 and got["sigdigits_n"][0] == 5
+    )
+    row = {k: v[0] for k, v in got.items()}
+    assert rt._sigdigits_cell(row) == "2.9 (2.4, n=5)"
+    old = at._sigdigits([{"sigdigits": np.array([6.0])}], 1)  # records without raw digits
+    assert old["sigdigits"][0] == 6.0 and np.isnan(old["sigdigits_raw"][0])

@@ -89,11 +89,11 @@ def test_baseline_is_the_centre_of_the_design():
     assert environments.baseline_index([base, envs[0]], steered=[0, 1]) == 0
     assert environments.differs(envs[0], base) == ["OpenBLAS kernel family"]
     assert environments.differs(envs[3], base) == ["OPENBLAS_CORETYPE"]
-    assert environments.differs(envs[4], base) == ["BLAS implementation"]
+    assert environments.differs(envs[4], base) == ["BLAS implementation (numpy built from source)"]
     assert environments.differs(envs[2], base) == ["scanpy release"]
     # A thread count threadpoolctl cannot see (reference BLAS) is not a difference.
     assert environments.differs({**envs[4], "threads": environments.UNKNOWN}, base) == [
-        "BLAS implementation"
+        "BLAS implementation (numpy built from source)"
     ]
 
 
@@ -115,7 +115,7 @@ def test_attributes_come_from_the_fingerprint():
         a["threads"] == "1 (env)" and a["pca"] == "scikit-learn"
     )  # sklearnex installed, not asked
     a = environments.attributes({**fp, "env_vars": {"HARNESS_SKLEARNEX": "1"}})
-    assert a["pca"] == "sklearnex 2026.2.0" and a["blas"] == "numpy's bundled OpenBLAS"
+    assert a["pca"] == "sklearnex 2026.2.0" and a["blas"] == "numpy wheel's bundled OpenBLAS"
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
@@ -255,3 +255,23 @@ def test_wall_minutes_are_the_drivers_last_done_time_per_environment():
         {"commit": "c1", "env_name": "b", "outcome": "done", "seconds": "x"},  # not a number
     ]
     assert wall_minutes(timings, envs) == [2.0, 5.0]
+
+
+def test_the_null_control_counts_what_it_leaves_out(published):
+    """Issue #10 point 10: "28/28" must not silently drop the configurations that are not
+    reproducible run to run; those both environments ran are counted, recomputed here."""
+    from harness.analysis import study as S
+
+    f = S.findings(published)
+    nc = f["null_control"]
+    if nc is None:
+        pytest.skip("the committed study has no null control yet")
+    names = {i: n for n, i in S.ids(published).items()}
+    t = published.table[S._ran(published.table, "repeat")]
+    base = published.envs.loc[published.envs["baseline"], "env_name"].iloc[0]
+    both = [set(t.loc[t["env_name"] == e, ["dataset", "layout", "dtype", "solver"]].itertuples(
+        index=False, name=None)) for e in (base, names[nc["id"]])]  # fmt: skip
+    assert nc["n"] + nc["left_out"] == len(both[0] & both[1])
+    line = next(x for x in writeup.to_markdown(published).splitlines() if "Null control" in x)
+    if nc["left_out"]:
+        assert f"{nc['left_out']} more left out" in line

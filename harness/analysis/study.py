@@ -618,7 +618,34 @@ def _null_control(study: Study, across: dict[str, dict[str, Any]]) -> dict[str, 
     if ident is None:
         return None
     r = across.get(ident)
-    return {"id": ident, "bitwise": r["bitwise"] if r else None, "n": r["n"] if r else None}
+    out = {"id": ident, "bitwise": r["bitwise"] if r else None, "n": r["n"] if r else None}
+    # The configurations the comparison leaves out (not reproducible run to run in one of the
+    # two), named rather than silently dropped from "n of n".
+    left = _left_out(study, ident)
+    drop = {c[1:] for c in unreproducible(study)}
+    noisy = [c for c in left if c in drop]
+    return {
+        **out,
+        "left_out": len(left),
+        "left_out_solvers": sorted({c[3] for c in noisy}),
+        "left_out_undigested": len(left) - len(noisy),
+    }
+
+
+def _left_out(study: Study, ident: str) -> list[tuple[str, ...]]:
+    """The configurations both the baseline and ``ident`` ran (repeat check) that the
+    across-environment comparison does not count: no digest of them, or not reproducible."""
+    env = {i: n for n, i in ids(study).items()}.get(ident)
+    base = study.envs.loc[study.envs["baseline"], "env_name"].iloc[0]
+    t = study.table[_ran(study.table, "repeat")]
+    ran = [set(t.loc[t["env_name"] == e, list(CONFIG_COLUMNS)].itertuples(index=False, name=None))
+           for e in (base, env)]  # fmt: skip
+    pairs = _cross_pairs(study)
+    compared = set()
+    if pairs is not None and len(pairs):
+        mine = pairs[pairs["b_env"] == env]
+        compared = set(mine[list(CONFIG_COLUMNS)].itertuples(index=False, name=None))
+    return sorted((ran[0] & ran[1]) - compared)
 
 
 def attribution(across: dict[str, dict[str, Any]]) -> tuple[list[str], list[str]]:

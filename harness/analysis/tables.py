@@ -314,6 +314,18 @@ def _rel_iqr(frame: pd.DataFrame, rows: np.ndarray, values: np.ndarray) -> np.nd
         return (q75 - q25) / values
 
 
+#: The record fields the table reads as numbers (records of older suites may lack some).
+NUMERIC_RECORD_FIELDS = (
+    "bitwise",
+    "sigdigits",
+    "sigdigits_raw",
+    "sigdigits_n",
+    "knn_jaccard",
+    "leiden_ari",
+    "ari_other_seed",
+)
+
+
 def _check_columns(
     g: _Grouped, rec: dict[str, dict[str, np.ndarray]], vc: Sequence[str]
 ) -> dict[str, Any]:
@@ -334,14 +346,36 @@ def _check_columns(
         out[f"v_{check}"] = v
         cause = r.get("beyond_cause", np.full(g.n, None, dtype=object))
         out[f"cause_{check}"] = np.where(v == BEYOND, cause, None)
+        out[f"moved_{check}"] = r.get("moved", np.full(g.n, None, dtype=object))
         if check in vc:
             ranks.append(_rank(v))
-    out["sigdigits"] = _nanmin([rec.get(c, {}).get("sigdigits") for c in vc], g.n)
+    out |= _sigdigits([rec.get(c, {}) for c in vc], g.n)
     out["knn_jaccard"] = _nanmin([rec.get(c, {}).get("knn_jaccard") for c in vc], g.n)
     best = np.max(np.vstack(ranks), axis=0) if ranks else np.full(g.n, -1)
     names = np.asarray([*VERDICTS, None], dtype=object)
     out["verdict"] = names[np.where(best < 0, len(VERDICTS), best)]
     return out
+
+
+def _sigdigits(recs: list[dict[str, np.ndarray]], n: int) -> dict[str, np.ndarray]:
+    """The fewest significant digits over the checks, by the raw -log10 relative error (no
+    confidence term, so checks with different sample counts compare), with that check's CNH
+    estimate and sample count beside it; the CNH minimum where no record has a raw value."""
+    raw = np.vstack(
+        [r.get("sigdigits_raw", np.full(n, np.nan)) for r in recs] or [np.full(n, np.nan)]
+    )
+    cnh = np.vstack([r.get("sigdigits", np.full(n, np.nan)) for r in recs] or [np.full(n, np.nan)])
+    count = np.vstack(
+        [r.get("sigdigits_n", np.full(n, np.nan)) for r in recs] or [np.full(n, np.nan)]
+    )
+    has_raw = ~np.isnan(raw).all(axis=0)
+    pick = np.argmin(np.where(np.isnan(raw), np.inf, raw), axis=0)
+    cols = np.arange(n)
+    return {
+        "sigdigits": np.where(has_raw, cnh[pick, cols], _nanmin(list(cnh), n)),
+        "sigdigits_raw": np.where(has_raw, raw[pick, cols], np.nan),
+        "sigdigits_n": np.where(has_raw, count[pick, cols], np.nan),
+    }
 
 
 def _sort_key(col: pd.Series) -> pd.Series:
@@ -376,8 +410,8 @@ def table_columns() -> list[str]:
         "s_peakmem",
     ]
     for c in CHECKS:
-        cols += [f"dev_{c}", f"v_{c}", f"cause_{c}"]
-    return [*cols, "sigdigits", "knn_jaccard", "verdict"]
+        cols += [f"dev_{c}", f"v_{c}", f"cause_{c}", f"moved_{c}"]
+    return [*cols, "sigdigits", "sigdigits_raw", "sigdigits_n", "knn_jaccard", "verdict"]
 
 
 def _status_codes(values: np.ndarray) -> np.ndarray:
@@ -441,7 +475,8 @@ def _record_arrays(
     checks = rec["check"].to_numpy()
     fields = {
         f: pd.to_numeric(rec[f].astype(object), errors="coerce").to_numpy(dtype=float)
-        for f in ("bitwise", "sigdigits", "knn_jaccard", "leiden_ari", "ari_other_seed", "value")
+        for f in (*NUMERIC_RECORD_FIELDS, "value")
+        if f in rec
     }
     text = {
         f: rec[f].astype(object).to_numpy() if f in rec else np.full(len(rec), None, dtype=object)

@@ -79,12 +79,27 @@ def _groups(table: pd.DataFrame) -> list[tuple[Row, list[Row]]]:
     return out
 
 
-def _check_cell(dev: Any, v: Any) -> str:
+def _check_cell(dev: Any, v: Any, moved: Any = None) -> str:
+    """The deviation of X_pca and the verdict's mark; where X_pca did not move but the verdict
+    says something did, the outputs that moved (issue #10 point 8: '0 !' named nothing)."""
     if v == BITWISE or v in NO_NUMBER:
         return str(v)
     if render.is_missing(dev):
         return ""
-    return render.fmt_float(dev) + mark(v)
+    outputs = "" if render.is_missing(moved) or not moved else str(moved).replace(",", ", ")
+    where = f" ({outputs})" if dev == 0 and outputs else ""
+    return render.fmt_float(dev) + where + mark(v)
+
+
+def _sigdigits_cell(r: Row) -> str:
+    """Raw -log10 relative error, then the CNH estimate with its sample count: the estimate's
+    confidence term costs ~1.5 digits at 2 samples and ~0.7 at 5 (issue #10 point 5)."""
+    raw, cnh, n = r.get("sigdigits_raw"), r.get("sigdigits"), r.get("sigdigits_n")
+    if render.is_missing(raw):
+        return render.fmt_fixed(cnh, 1)
+    return (
+        f"{raw:.1f} ({render.fmt_fixed(cnh, 1)}, n={int(n) if not render.is_missing(n) else '?'})"
+    )
 
 
 _STATE_COLUMNS = ("s_time_1_thread", "s_time_all_cores", "s_peakmem", *(f"v_{c}" for c in CHECKS))
@@ -112,7 +127,7 @@ def _threads_text(all_cores: Any) -> str:
 def display(rows_in: list[Row], all_cores: Any = None) -> Table:
     """One run's stability table, formatted."""
     headers = [*CONFIG_COLUMNS, "time 1 thread", f"time {_threads_text(all_cores)}",
-               "peak memory", *(f"Δ {c}" for c in CHECKS), "sig. digits", "kNN Jaccard",
+               "peak memory", *(f"Δ {c}" for c in CHECKS), "sig. digits: raw (CNH, samples)", "kNN Jaccard",
                "verdict"]  # fmt: skip
     align = ["l"] * 4 + ["r"] * (3 + len(CHECKS) + 2) + ["l"]
     rows, classes = [], []
@@ -132,8 +147,8 @@ def display(rows_in: list[Row], all_cores: Any = None) -> Table:
                 r.get("iqr_time_all_cores"),
             ),
             _runtime_cell(r["peakmem_bytes"], r["s_peakmem"], render.fmt_bytes),
-            *(_check_cell(r[f"dev_{c}"], r[f"v_{c}"]) for c in CHECKS),
-            render.fmt_fixed(r["sigdigits"], 1),
+            *(_check_cell(r[f"dev_{c}"], r[f"v_{c}"], r.get(f"moved_{c}")) for c in CHECKS),
+            _sigdigits_cell(r),
             render.fmt_share(r["knn_jaccard"]),
             r["verdict"] or "",
         ]

@@ -370,8 +370,8 @@ def _reproducibility(f: dict[str, Any]) -> str:
     return (
         f"With the environment and the thread count fixed, {rb} of {rn} (environment, configuration) "
         f"pairs gave bitwise identical PCA run to run and {pb} of {pn} across fresh processes"
-        + (". Identical calls disagreed by more than rounding explains (verdict undetermined or "
-           "beyond rounding) only with svd_solver "
+        + (". Identical calls disagreed in a way rounding does not explain (beyond rounding) "
+           "or the spectrum cannot decide (undetermined) only with svd_solver "
            + _or([f"{s!r} ({_where(scope, envs)})" for s, scope, envs in solvers])
            + ": avoid those where you need identical coordinates" if solvers else "")
         + (". Elsewhere identical calls differed within rounding of the exact covariance: "
@@ -633,8 +633,16 @@ def _controls_and_mechanisms(f: dict[str, Any]) -> list[str]:
         got = _frac(nc["bitwise"], nc["n"]) if nc["n"] is not None else "no comparable digests"
         parts.append(
             f"- Null control: {nc['id']} has exactly the baseline's pins in an environment built "
-            f"from scratch; bitwise equal to the baseline in {got} configurations.\n"
-        )
+            f"from scratch; bitwise equal to the baseline in {got} configurations"
+            + (f" ({nc['left_out']} more left out: "
+               + "; ".join(filter(None, [
+                   f"{_list(nc['left_out_solvers'])}, not reproducible run to run, so their "
+                   "comparison would measure their own noise" if nc.get("left_out_solvers") else "",
+                   f"{nc['left_out_undigested']} without a digest on both sides"
+                   if nc.get("left_out_undigested") else ""]))
+               + ")" if nc.get("left_out") else "")
+            + ".\n"
+        )  # fmt: skip
     for m in f.get("mechanisms", []):
         where = f" on {m['dataset']}" if m.get("dataset") else ""
         parts.append(

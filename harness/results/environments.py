@@ -37,7 +37,9 @@ FACTORS = {
     "numpy": "numpy release",
     "scipy": "scipy release",
     "pca": "PCA implementation",
-    "blas": "BLAS implementation",
+    # HARNESS_BLAS environments build numpy from source against the implementation, so they
+    # also change the numpy build (wheel vs source): the name says so (issue #10 point 7).
+    "blas": "BLAS implementation (numpy built from source)",
     "kernel": "OpenBLAS kernel family",
     "coretype": "OPENBLAS_CORETYPE",
     "threads": "BLAS threads",
@@ -67,7 +69,7 @@ def attributes(fp: dict[str, Any]) -> dict[str, str]:
         "numpy": pk.get("numpy", ""),
         "scipy": pk.get("scipy", ""),
         "pca": f"sklearnex {sklearnex}" if sklearnex else "scikit-learn",
-        "blas": env.get("HARNESS_BLAS") or "numpy's bundled OpenBLAS",
+        "blas": env.get("HARNESS_BLAS") or "numpy wheel's bundled OpenBLAS",
         "kernel": str(cols.get("fp_blas_core") or "-"),
         "coretype": env.get("OPENBLAS_CORETYPE") or "autodetect",
         "threads": UNKNOWN if threads is None else f"{threads}{' (env)' if by_env else ''}",

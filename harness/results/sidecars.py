@@ -466,6 +466,8 @@ RECORD_COLUMNS = (
     *RECORD_COMPONENTS,
     *RECORD_JUDGED,
     "sigdigits",
+    "sigdigits_raw",
+    "sigdigits_n",
     "file",
 )
 
@@ -557,8 +559,16 @@ def record_row(rec: dict[str, Any]) -> dict[str, Any]:
         **{k: _scalar(cmp.get(k)) for k in RECORD_METRICS},
         **dict(zip(RECORD_COMPONENTS, leading_trailing(components), strict=True)),
         **judged_fields(rec),
-        "sigdigits": number(sig.get("minimum")) if sig.get("minimum") is not None else None,
+        "sigdigits": _opt_number(sig.get("minimum")),
+        # Raw -log10 relative error beside the CNH estimate, whose confidence term depends on
+        # the sample count (issue #10 point 5).
+        "sigdigits_raw": _opt_number(sig.get("raw_minimum")),
+        "sigdigits_n": _opt_number(sig.get("n_samples")),
     }
+
+
+def _opt_number(x: Any) -> float | None:
+    return None if x is None else number(x)
 
 
 def _beyond_cause(j: dict[str, Any]) -> str | None:
