@@ -114,7 +114,7 @@ VERDICT_INFO: tuple[Verdict, ...] = (
     ),
     Verdict(
         "unclassified",
-        " ?",
+        " *",  # not undetermined's "?": one mark per verdict
         "v-unclassified",
         False,
         "the outputs differ and no record says whether rounding explains it",

@@ -650,3 +650,10 @@ def test_significant_digits_compare_checks_by_the_raw_error_with_the_sample_coun
     assert rt._sigdigits_cell(row) == "2.9 (2.4, n=5)"
     old = at._sigdigits([{"sigdigits": np.array([6.0])}], 1)  # records without raw digits
     assert old["sigdigits"][0] == 6.0 and np.isnan(old["sigdigits_raw"][0])
+
+
+def test_every_marked_verdict_has_its_own_mark():
+    from harness.vocabulary import VERDICT_INFO
+
+    marks = [v.mark for v in VERDICT_INFO if v.mark]
+    assert len(marks) == len(set(marks)), marks

@@ -49,7 +49,7 @@ def legend(verdict_checks: Sequence[str]) -> str:
 
 
 def mark(verdict: Any) -> str:
-    """The mark a deviation gets for its verdict (' ~', ' ?', ' !' or nothing)."""
+    """The mark a deviation gets for its verdict (' s', ' ~', ' ?', ' *', ' !' or nothing: one per verdict)."""
     return BY_VERDICT[verdict].mark if verdict in BY_VERDICT else ""
 
 
