@@ -72,8 +72,8 @@ def fmt_fixed(x: Any, decimals: int = 3) -> str:
 
 
 def fmt_share(x: Any) -> str:
-    """A share kept (kNN Jaccard): 4 decimals below 1, never rounded up to 1 (0.99978 is not
-    '1.000', issue #10 point 6), '1' when all."""
+    """A share kept or an agreement (kNN Jaccard, ARI): 4 decimals below 1, never rounded up to
+    1 (0.99978 is not '1.000', issue #10 point 6), '1' when all."""
     if is_missing(x):
         return MISSING
     return "1" if x == 1 else f"{min(x, 0.9999):.4f}"
