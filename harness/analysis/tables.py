@@ -361,13 +361,11 @@ def _sigdigits(recs: list[dict[str, np.ndarray]], n: int) -> dict[str, np.ndarra
     """The fewest significant digits over the checks, by the raw -log10 relative error (no
     confidence term, so checks with different sample counts compare), with that check's CNH
     estimate and sample count beside it; the CNH minimum where no record has a raw value."""
-    raw = np.vstack(
-        [r.get("sigdigits_raw", np.full(n, np.nan)) for r in recs] or [np.full(n, np.nan)]
-    )
-    cnh = np.vstack([r.get("sigdigits", np.full(n, np.nan)) for r in recs] or [np.full(n, np.nan)])
-    count = np.vstack(
-        [r.get("sigdigits_n", np.full(n, np.nan)) for r in recs] or [np.full(n, np.nan)]
-    )
+
+    def stack(field: str) -> np.ndarray:
+        return np.vstack([r.get(field, np.full(n, np.nan)) for r in recs] or [np.full(n, np.nan)])
+
+    raw, cnh, count = stack("sigdigits_raw"), stack("sigdigits"), stack("sigdigits_n")
     has_raw = ~np.isnan(raw).all(axis=0)
     pick = np.argmin(np.where(np.isnan(raw), np.inf, raw), axis=0)
     cols = np.arange(n)
