@@ -33,8 +33,11 @@ $(VENV)/.installed: pyproject.toml asv.conf.json
 # and the fingerprint records exactly what that environment runs.
 bench: venv
 	$(ASV) machine --yes --machine $(MACHINE) >/dev/null
+	@# asv rewrites results/benchmarks.json with this profile's benchmarks only: keep the others'.
+	$(PY) -m harness.results.keep_benchmarks save results .asv/benchmarks.before.json
 	HARNESS_COMMIT=$$(git rev-parse HEAD) $(ASV) run -E existing:$(CURDIR)/$(PY) \
-		--set-commit-hash $$(git rev-parse HEAD) --machine $(MACHINE) --launch-method forkserver $(ASV_ARGS)
+		--set-commit-hash $$(git rev-parse HEAD) --machine $(MACHINE) --launch-method forkserver $(ASV_ARGS); \
+		rc=$$?; $(PY) -m harness.results.keep_benchmarks restore results .asv/benchmarks.before.json; exit $$rc
 	$(PY) -m harness table results --machine $(MACHINE) --commit $$(git rev-parse HEAD)
 
 # The published study: every environment of asv.conf.json's matrix (releases, kernel families,

@@ -193,3 +193,34 @@ def test_ambient_steering_variables_are_the_matrixs_only():
         "OPENBLAS_CORETYPE": "Haswell",
     }
     assert ambient_steering(study, {"HOME": "/root"}) == {}
+
+
+def test_benchmarks_json_keeps_what_an_asv_run_of_another_profile_dropped(tmp_path):
+    """asv rewrites benchmarks.json with the benchmarks of its own profile; the entries of the
+    others come back (the committed study once dropped the dask suite's names)."""
+    from harness.results import keep_benchmarks
+
+    kept = {"name": "dask.DaskPCA.time_pca", "param_names": ["dataset", "layout"]}
+    old = {"name": "pca.PCA.time_pca", "param_names": ["dataset"], "version": "old"}
+    (tmp_path / "benchmarks.json").write_text(
+        json.dumps({"dask.DaskPCA.time_pca": kept, "pca.PCA.time_pca": old, "version": 2})
+    )
+    snapshot = tmp_path / "before.json"
+    assert keep_benchmarks.main(["save", str(tmp_path), str(snapshot)]) == 0
+    new = {**old, "version": "new"}  # what asv discovered this time
+    (tmp_path / "benchmarks.json").write_text(json.dumps({"pca.PCA.time_pca": new, "version": 2}))
+    assert keep_benchmarks.main(["restore", str(tmp_path), str(snapshot)]) == 0
+    after = json.loads((tmp_path / "benchmarks.json").read_text())
+    assert after == {"dask.DaskPCA.time_pca": kept, "pca.PCA.time_pca": new, "version": 2}
+
+
+def test_committed_benchmarks_json_names_every_benchmark_with_results():
+    """Every benchmark of every committed results file has its parameter names in
+    benchmarks.json (without them the readers fall back to param1, param2...)."""
+    results = ROOT / "results"
+    described = set(json.loads((results / "benchmarks.json").read_text()))
+    for path in results.glob("*/*.json"):
+        if path.name == "machine.json":
+            continue
+        names = set(json.loads(path.read_text().replace("NaN", "null"))["results"])
+        assert names <= described, f"{path.name}: {sorted(names - described)}"

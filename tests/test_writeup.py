@@ -226,7 +226,11 @@ def test_corrupt_study_pin_is_one_line_and_exit_2(results_copy, pin, capsys):
 
 
 def test_an_input_line_that_is_not_one_is_skipped_with_a_warning(results_copy, tmp_path, capsys):
-    inputs = sorted(results_copy.glob("*/harness/*/inputs.jsonl"))[0]
+    from harness.render.writeup import _study_machine
+
+    machine = _study_machine(results_copy, lambda line: None)  # only its inputs are read
+    commit = read_jsonl(results_copy / machine / "harness" / "study" / "study.jsonl")[0]["commit"]
+    inputs = sorted(results_copy.glob(f"{machine}/harness/{commit[:8]}-*/inputs.jsonl"))[0]
     with inputs.open("a") as fh:
         fh.write("{}\n")
     out = tmp_path / "README.md"

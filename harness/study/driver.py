@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from harness import io
 from harness.bench import backends, fingerprint, store
-from harness.results import asvfiles, sidecars
+from harness.results import asvfiles, keep_benchmarks, sidecars
 from harness.study import missing, pack
 from harness.vocabulary import HARNESS_DIR, env_key, run_folder_name
 
@@ -212,9 +212,11 @@ def run_step(
         "--show-stderr",
     ]
     log = log_dir / f"{env_key(step.env_name)}.log"
+    results_dir = Path(step_conf(conf, step, root)["results_dir"])
+    before = keep_benchmarks.read_entries(results_dir)
     with open(log, "w") as fh:
         proc = subprocess.run(cmd, cwd=root, stdout=fh, stderr=subprocess.STDOUT, check=False)
-    results_dir = Path(step_conf(conf, step, root)["results_dir"])
+    keep_benchmarks.restore(results_dir, before)
     if has_results(results_dir, machine, commit, step):
         missing.clear(results_dir, machine, commit, step.env_name)
         return "done"
