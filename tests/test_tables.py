@@ -22,6 +22,7 @@ from harness.commands import check_writable
 from harness.commands.compare import compare_of
 from harness.commands.crossenv import crossenv_of
 from harness.errors import HarnessError
+from harness.render import compare as render_compare
 from harness.render import crossenv as render_crossenv
 from harness.results import environments
 from harness.results import reader as results
@@ -416,8 +417,8 @@ def test_compare_slowdown_gates(tmp_path):
             1.0,
             [value * (1 - spread)],
             [value * (1 + spread)],
-            [value],
-            [value],
+            [value * (1 - spread / 10)],
+            [value * (1 + spread / 10)],
             [1],
             [10],
         ]
@@ -447,6 +448,10 @@ def test_compare_slowdown_gates(tmp_path):
     )
     assert marks["pca.PCA.time_pca"] == ("+", "2.00")
     assert marks["pca.PCA.time_wide"] == (" ", "~2.00")
+    md = render_compare.to_markdown(result)
+    # B's quartiles are 1.998 s and 2.002 s: asv's error, half the IQR, is 2 ms; the legend says so.
+    assert "| + | 1 s±1ms | 2 s±2ms | 2.00 |" in md
+    assert render_compare.RUNTIME_NOTE in md
     assert result.failures == ["1 benchmark(s) slower or larger than 1.1x (significant)"]
     assert (
         main(["compare", "scanpy=1.10.4", "scanpy=1.11.5", "--results", str(tmp_path / "results")])
@@ -657,3 +662,15 @@ def test_every_marked_verdict_has_its_own_mark():
 
     marks = [v.mark for v in VERDICT_INFO if v.mark]
     assert len(marks) == len(set(marks)), marks
+
+
+def test_runtimes_and_sizes_at_a_unit_boundary_take_the_larger_unit():
+    """3 significant digits are taken before the unit: half an IQR of 0.999999 ms read
+    '1e+03μs' in compare."""
+    from harness.render.formats import fmt_bytes, fmt_seconds
+
+    assert fmt_seconds(0.000999999) == "1 ms"
+    assert fmt_seconds(0.0123456) == "12.3 ms"
+    assert fmt_seconds(150) == "2.5 min"
+    assert fmt_bytes(999_960) == "1 MB"
+    assert fmt_bytes(999) == "999 B"

@@ -62,6 +62,15 @@ def _title(title: str, shown: int, total: int, show_all: bool) -> str:
     return title if show_all or shown == total else f"{title}: {shown} of {total} rows changed"
 
 
+#: asv compare's marks, as :func:`runtime` prints them.
+RUNTIME_NOTE = (
+    "A, B: the median, ± half the interquartile range of the samples (asv's get_err). "
+    "+: B larger (slower) beyond the factor and significant; -: B smaller; "
+    "~ before a ratio: beyond the factor but not significant; x: the benchmark's version "
+    "changed; !: B failed where A did not; *: A failed where B did not"
+)
+
+
 def runtime(result: Comparison, show_all: bool = True) -> Table:
     """asv compare's mark, both values, the ratio and the benchmark, per runtime or memory row."""
     rows = []
@@ -81,7 +90,7 @@ def runtime(result: Comparison, show_all: bool = True) -> Table:
         show_all,
     )
     headers = ["", "A", "B", "ratio", "benchmark (parameters)"]
-    return Table(headers, rows, ["l", "r", "r", "r", "l"], title=title)
+    return Table(headers, rows, ["l", "r", "r", "r", "l"], title=title, note=RUNTIME_NOTE)
 
 
 def numerical(result: Comparison, show_all: bool = True) -> Table:
@@ -207,7 +216,7 @@ def to_markdown(result: Comparison, show_all: bool = False) -> str:
     for table in sections(result, show_all):
         parts.append(f"## {table.title}\n\n")
         parts.append(render.table_md(table) if table.rows else "Nothing to compare.\n")
-        parts.append("\n")
+        parts.append(f"\n{table.note}.\n\n" if table.note and table.rows else "\n")
     parts.extend(f"Note: {note}.\n\n" for note in result.notes)
     parts.append(verdict_line(result) + "\n")
     return "".join(parts)
@@ -229,6 +238,8 @@ def to_html(result: Comparison, show_all: bool = False) -> str:
     for table in sections(result, show_all):
         body.append(f"<h2>{render.esc(table.title)}</h2>\n")
         body.append(render.table_html(table) if table.rows else "<p>Nothing to compare.</p>\n")
+        if table.note and table.rows:
+            body.append(f"<p>{render.esc(table.note)}.</p>\n")
     body.extend(f"<p>Note: {render.esc(note)}.</p>\n" for note in result.notes)
     body.append(f"<p><strong>{render.esc(verdict_line(result))}</strong></p>\n")
     return render.html_page(f"Compare {result.a} → {result.b}", "".join(body))

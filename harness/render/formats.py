@@ -35,11 +35,11 @@ def fmt_seconds(x: Any) -> str:
     """Runtime the way asv prints it: 3 significant digits with a unit (ns .. s, then minutes)."""
     if is_missing(x):
         return MISSING
-    x = float(x)
+    if float(x) >= 120:
+        return f"{float(x) / 60:.3g} min"
+    x = float(f"{float(x):.3g}")  # rounded first: 0.9999999 ms is "1 ms", not "1e+03 μs"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("μs", 1e-6), ("ns", 1e-9)):
         if abs(x) >= scale or unit == "ns":
-            if unit == "s" and x >= 120:
-                return f"{x / 60:.3g} min"
             return f"{x / scale:.3g} {unit}"
     return f"{x:.3g} s"  # pragma: no cover
 
@@ -48,7 +48,7 @@ def fmt_bytes(x: Any) -> str:
     """Memory in decimal units (as asv does): 3 significant digits, B .. GB."""
     if is_missing(x):
         return MISSING
-    x = float(x)
+    x = float(f"{float(x):.3g}")  # rounded first: 999.96 kB is "1 MB", not "1e+03 kB"
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if abs(x) >= scale:
             return f"{x / scale:.3g} {unit}"
@@ -156,6 +156,8 @@ class Table:
     classes: list[list[str | None]] | None = None
     css: str = ""
     title: str = ""
+    #: What the table's marks mean, printed under it.
+    note: str = ""
 
     @property
     def numeric(self) -> list[bool]:

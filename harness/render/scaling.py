@@ -152,7 +152,7 @@ def stability_detail(stab: pd.DataFrame, checks: Sequence[str]) -> Table:
         [dataset, f"{layout} · {solver}", scheduler, *(got.get(c, MISSING) for c in checks)]
         for (dataset, layout, solver, scheduler), got in sorted(cells.items())
     ]
-    headers = ["dataset", "path", "scheduler", *checks]
+    headers = ["dataset", "path", "run on", *checks]  # not "scheduler": a check of that name
     return Table(headers, rows, ["l"] * len(headers), title="dask stability", css="dask")
 
 
@@ -172,7 +172,7 @@ def findings_table(findings: Sequence[CheckFinding], varies: dict[str, str]) -> 
         ]
         for f in findings
     ]
-    headers = ["check", "what varies", "scheduler", "configurations", "bitwise equal"]
+    headers = ["check", "what varies", "run on", "configurations", "bitwise equal"]
     headers += ["worst deviation", "verdicts", "skipped"]
     return Table(headers, rows, ["l", "l", "l", "r", "r", "r", "l", "r"], title="dask checks")
 
