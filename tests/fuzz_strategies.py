@@ -1,6 +1,6 @@
 """Hypothesis strategies for ``tests/test_fuzz.py``: hostile inputs built from a small real base.
 
-The base is a few real runs of the committed study (``results/vm``): their asv results files,
+The base is a few real runs of the committed study (``results/<machine>``, the published one): their asv results files,
 ``benchmarks.json``, their harness sidecars and the study pin. A :class:`Mutation` is plain data
 (a path in that tree and what to put there), so hypothesis can print and shrink it; it is applied
 to a private copy of the base, never to ``results/`` itself.
@@ -26,11 +26,13 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from harness.render.writeup import study_machine
 from harness.vocabulary import ANCHORS_DIR, run_folder_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = ROOT / "results"
-MACHINE = "vm"
+#: The machine whose study is published: the base is copied from its runs.
+MACHINE = study_machine(SOURCE, lambda line: None)
 
 
 def _pinned_commit8() -> str:

@@ -16,11 +16,13 @@ from pathlib import Path
 import pytest
 
 from harness import cli
+from harness.render.writeup import study_machine
 from harness.vocabulary import ANCHORS_DIR, HARNESS_DIR, run_folder_name
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "results"
-MACHINE = "vm"
+#: The machine whose study is published (results/<machine>/harness/study/study.jsonl).
+MACHINE = study_machine(STUDY, lambda line: None)
 HUGE = 10**400  # an integer JSON literal beyond float range
 
 
@@ -34,7 +36,9 @@ def copy_study(dst: Path, n: int = 3) -> Path:
     anchors = STUDY / MACHINE / HARNESS_DIR / ANCHORS_DIR  # what format-2 digests decode against
     if anchors.is_dir():
         shutil.copytree(anchors, harness / ANCHORS_DIR)
-    files = sorted(p for p in (STUDY / MACHINE).glob("*.json") if p.name != "machine.json")
+    pin = (STUDY / MACHINE / HARNESS_DIR / "study" / "study.jsonl").read_text()
+    commit8 = json.loads(pin.splitlines()[0])["commit"][:8]  # the study's runs, not the scale run
+    files = sorted((STUDY / MACHINE).glob(f"{commit8}-*.json"))
     for p in files[:n]:
         data = json.loads(p.read_text())
         shutil.copy(p, dst / MACHINE)

@@ -138,7 +138,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
 def test_the_most_complete_of_several_studies_is_written(tmp_path):
     """Another VM's study beside the published one (another CPU under the same hostname): the
     write-up takes the machine with the most environments run, and says what else is there."""
-    from harness.render.writeup import _study_machine
+    from harness.render.writeup import study_machine
 
     for machine, n in (("intel", 3), ("amd", 1)):
         pin = tmp_path / machine / "harness" / "study" / "study.jsonl"
@@ -148,7 +148,7 @@ def test_the_most_complete_of_several_studies_is_written(tmp_path):
             (tmp_path / machine / f"0123abcd-env{i}.json").write_text("{}")
     (tmp_path / "amd" / "fedcba98-env9.json").write_text("{}")  # another commit: not counted
     lines = []
-    assert _study_machine(tmp_path, lines.append) == "intel"
+    assert study_machine(tmp_path, lines.append) == "intel"
     (line,) = lines
     assert "intel (3 environments run)" in line and "amd (1)" in line and "--machine" in line
 
@@ -214,9 +214,9 @@ def results_copy(tmp_path):
     ids=["empty", "binary", "list", "int-commit", "string"],
 )
 def test_corrupt_study_pin_is_one_line_and_exit_2(results_copy, pin, capsys):
-    from harness.render.writeup import _study_machine
+    from harness.render.writeup import study_machine
 
-    machine = _study_machine(results_copy, lambda line: None)  # the pin the write-up reads
+    machine = study_machine(results_copy, lambda line: None)  # the pin the write-up reads
     path = results_copy / machine / "harness" / "study" / "study.jsonl"
     path.write_bytes(pin)
     assert main(["writeup", str(results_copy)]) == 2
@@ -226,9 +226,9 @@ def test_corrupt_study_pin_is_one_line_and_exit_2(results_copy, pin, capsys):
 
 
 def test_an_input_line_that_is_not_one_is_skipped_with_a_warning(results_copy, tmp_path, capsys):
-    from harness.render.writeup import _study_machine
+    from harness.render.writeup import study_machine
 
-    machine = _study_machine(results_copy, lambda line: None)  # only its inputs are read
+    machine = study_machine(results_copy, lambda line: None)  # only its inputs are read
     commit = read_jsonl(results_copy / machine / "harness" / "study" / "study.jsonl")[0]["commit"]
     inputs = sorted(results_copy.glob(f"{machine}/harness/{commit[:8]}-*/inputs.jsonl"))[0]
     with inputs.open("a") as fh:

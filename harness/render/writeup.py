@@ -66,7 +66,7 @@ def load(
     root = Path(root)
     if not root.is_dir():
         raise HarnessError(f"{root}: not a directory")
-    machine = machine or _study_machine(root, warn)
+    machine = machine or study_machine(root, warn)
     commit = commit or sidecars.read_study_pin(root, machine)
     loaded = commands.load(str(root), "writeup")
     table = tables.stability_table(loaded.frame, loaded.records, machine=machine, commit=commit)
@@ -133,7 +133,7 @@ def _timings(root: Path, machine: str, warn: Callable[[str], None]) -> list[dict
         return []
 
 
-def _study_machine(root: Path, warn: Callable[[str], None]) -> str:
+def study_machine(root: Path, warn: Callable[[str], None]) -> str:
     """The machine whose study is written: the only one pinned, else the one with the most
     environments run at its pinned commit (another VM's study can sit beside it: issue #10)."""
     pins = root.glob(str(sidecars.study_pin_path(Path(), "*")))
