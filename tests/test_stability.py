@@ -108,6 +108,20 @@ def test_process_check_leaves_a_cross_environment_artifact(isolated):
     )
 
 
+def test_a_rerun_on_a_warm_cache_still_leaves_its_digest(isolated, monkeypatch):
+    """Issue #10 point 4: a second results folder (another asv run) reusing the cached results
+    computes nothing, and still gets the digest of every cached result."""
+    from harness.bench import digests as artifacts
+
+    stability.run_fresh_processes([CONFIG])
+    monkeypatch.setenv("HARNESS_RESULTS", str(isolated / "rerun"))
+    stability.run_fresh_processes([CONFIG])  # warm: no child runs
+    (digest,) = artifacts.load_all(isolated / "rerun")
+    (first,) = artifacts.load_all(isolated / "results")
+    assert digest.params == first.params == CONFIG.params()
+    assert np.array_equal(digest.sample.embedding, first.sample.embedding)
+
+
 def test_digests_are_classified_in_the_precision_pca_ran_in():
     """1 vs 2 BLAS threads on float32 input: rounding-level differences, which a digest (float64
     copies of 12 genes) must judge with float32's unit roundoff and the full gene count."""

@@ -293,3 +293,61 @@ def test_each_ari_is_judged_against_the_calibration_of_its_own_graph():
     )
     # 0.80 < 0.85 (its own graph) although above the other graph's 0.60; the last is uncalibrated.
     assert S._within_calibration(sub) == {"calibrated": 3, "within_one_edge": 2}
+
+
+def _moved(factor: str, worst: float, bitwise: int, n: int = 28) -> dict:
+    return {"factor": factor, "change": factor, "n": n, "bitwise": bitwise, "worst": worst,
+            "beyond": 0, "approximate": 0, "sign_flips": 0}  # fmt: skip
+
+
+def test_a_factor_is_blamed_only_from_an_environment_that_changes_it_alone():
+    """Issue #10 point 7: scikit-learn changed alone is bitwise; the 2.2 deviation of an
+    environment changing scikit-learn, numpy and scipy together is a combination's, never
+    quoted for scikit-learn or for the single factors that did move."""
+    across = {
+        "E3": _moved("scikit-learn release", 0.0, bitwise=28),
+        "E4": _moved("numpy release", 2.4e-4, bitwise=19),
+        "E20": _moved(environments.RERUN, 1e-3, bitwise=0),  # a null control is no factor
+        "E24": _moved("scikit-learn release, numpy release, scipy release", 2.2, bitwise=0),
+    }
+    single, combos = analysis.attribution(across)
+    assert single == ["numpy release"]
+    assert combos == ["scikit-learn release, numpy release, scipy release"]
+    assert analysis.single_factor_worst(across) == 2.4e-4
+    f = {
+        "across": across,
+        "single_factor_moved": single,
+        "combinations_moved": combos,
+        "single_factor_worst": analysis.single_factor_worst(across),
+        "repeat_bitwise": (28, 28),
+        "process_bitwise": (28, 28),
+        "noisy_solvers": [],
+        "last_bits": [],
+    }
+    text = "\n".join(line for lines in writeup.advice(f) for line in lines)
+    assert "changing only the numpy release changed PCA coordinates" in text
+    assert "(worst relative deviation over those environments 2.4e-04)" in text
+    assert "No single factor is blamed from them" in text
+    assert "2.2e+00" not in text and "scikit-learn release changed" not in text
+
+
+@pytest.mark.parametrize(
+    ("lead", "trail", "ratio"),
+    [(2.1e-5, 2.0e-4, "9.5x"), (8.8e-6, 1.2e-4, "14x"), (1e-6, 1e-6, "1.0x")],
+)
+def test_leading_and_trailing_components_are_compared_by_their_ratio(lead, trail, ratio):
+    """Issue #10 point 9: the prose gives the ratio of the two medians, not 'similar'."""
+    (line,) = writeup._lead_trail((lead, trail))
+    assert f"was {ratio} that of PCs 1-10" in line
+    assert f"({trail:.1e} vs {lead:.1e})" in line
+    assert "similar" not in line
+
+
+@pytest.mark.parametrize(
+    ("share", "shown"), [(0.99978, "0.9998"), (0.999996, "0.9999"), (1.0, "1"), (0.5352, "0.5352")]
+)
+def test_a_share_below_one_is_never_shown_as_one(share, shown):
+    """Issue #10 point 6: Jaccard and ARI to 4 decimals; 0.99978 is not '1.000'."""
+    from harness.render import formats
+
+    assert formats.fmt_share(share) == shown
