@@ -351,3 +351,18 @@ def test_a_share_below_one_is_never_shown_as_one(share, shown):
     from harness.render import formats
 
     assert formats.fmt_share(share) == shown
+
+
+def test_a_worst_deviation_of_zero_names_the_outputs_that_moved():
+    """Issue #10 point 8: ATLAS's dense auto read 'not reproducible' with worst deviation 0;
+    its loadings differ (by 3.9e-16 in numerically zero entries), X_pca is identical."""
+    import pandas as pd
+
+    from harness.render import formats
+
+    rows = pd.DataFrame({"moved_repeat": ["loadings", None, "variance,loadings"]})
+    assert analysis._outputs_moved(rows, "repeat") == "loadings,variance"
+    assert analysis._outputs_moved(rows, "process") == ""  # no such column: nothing named
+    assert formats.fmt_deviation(0.0, "loadings,variance") == "0 (loadings, variance)"
+    assert formats.fmt_deviation(2.5e-4, "embedding") == "2.5e-04"
+    assert formats.fmt_deviation(0.0, "") == "0"

@@ -258,15 +258,20 @@ def not_reproducible_by_config(study: Study) -> pd.DataFrame:
     """Per configuration not reproducible somewhere: the ids where, the worst deviations."""
     rows = []
     for config, sub in not_reproducible(study).groupby(list(CONFIG_COLUMNS), sort=True):
-        rows.append(
-            {
-                "config": config,
-                "ids": by_id(set(sub["id"])),
-                "worst_repeat": sub["dev_repeat"].max(),
-                "worst_process": sub["dev_process"].max(),
-            }
-        )
+        row: dict[str, Any] = {"config": config, "ids": by_id(set(sub["id"]))}
+        for check in IDENTICAL_CALLS:
+            row[f"worst_{check}"] = sub[f"dev_{check}"].max()
+            row[f"moved_{check}"] = _outputs_moved(sub, check)
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _outputs_moved(rows: pd.DataFrame, check: str) -> str:
+    """The outputs (embedding, loadings, variance) that moved in any of ``rows`` for ``check``,
+    comma-joined in OUTPUTS order: what a worst deviation of 0 hides (issue #10 point 8)."""
+    col = f"moved_{check}"
+    seen = {o for m in rows[col].dropna() if m for o in str(m).split(",")} if col in rows else set()
+    return ",".join(o for o in OUTPUTS if o in seen)
 
 
 def unreproducible(study: Study) -> set[tuple[str, str, str, str, str]]:

@@ -67,6 +67,15 @@ def fmt_float(x: Any, digits: int = 2) -> str:
     return f"{x:.{digits - 1}e}"
 
 
+def fmt_deviation(dev: Any, moved: Any = None) -> str:
+    """X_pca's deviation; where it is 0 but other outputs moved, those outputs ('0 (loadings)'):
+    issue #10 point 8, a '0' beside 'not reproducible' named nothing."""
+    if is_missing(dev):
+        return MISSING
+    outputs = "" if is_missing(moved) or not moved else str(moved).replace(",", ", ")
+    return fmt_float(dev) + (f" ({outputs})" if dev == 0 and outputs else "")
+
+
 def fmt_fixed(x: Any, decimals: int = 3) -> str:
     return MISSING if is_missing(x) else f"{float(x):.{decimals}f}"
 

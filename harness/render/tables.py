@@ -86,9 +86,7 @@ def _check_cell(dev: Any, v: Any, moved: Any = None) -> str:
         return str(v)
     if render.is_missing(dev):
         return ""
-    outputs = "" if render.is_missing(moved) or not moved else str(moved).replace(",", ", ")
-    where = f" ({outputs})" if dev == 0 and outputs else ""
-    return render.fmt_float(dev) + where + mark(v)
+    return render.fmt_deviation(dev, moved) + mark(v)
 
 
 def _sigdigits_cell(r: Row) -> str:

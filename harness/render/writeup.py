@@ -286,7 +286,8 @@ def _within_table(w: pd.DataFrame) -> str:
 def _not_reproducible_table(bad: pd.DataFrame, n_envs: int) -> str:
     headers = ["configuration", "environments", "worst repeat", "worst process"]
     rows = [[" ".join(r["config"]), f"{len(r['ids'])}/{n_envs} ({_id_ranges(r['ids'])})",
-             _sci(r["worst_repeat"]), _sci(r["worst_process"])]
+             render.fmt_deviation(r["worst_repeat"], r.get("moved_repeat")),
+             render.fmt_deviation(r["worst_process"], r.get("moved_process"))]
             for r in bad.to_dict("records")]  # fmt: skip
     return render.md_table(headers, rows, ["l", "l", "r", "r"])
 
