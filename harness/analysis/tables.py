@@ -448,7 +448,7 @@ def _nanmin(arrays: list[np.ndarray | None], n: int) -> np.ndarray:
 def _record_arrays(
     records: pd.DataFrame, runs: pd.DataFrame, row_keys: list[tuple[Any, ...]]
 ) -> dict[str, dict[str, np.ndarray]]:
-    """Per check, the records' bitwise, n_unexplained, sigdigits, knn_jaccard and value, by table row."""
+    """Per check, the records' bitwise, verdict, sigdigits, knn_jaccard and value, by table row."""
     n = len(row_keys)
     index = {k: j for j, k in enumerate(row_keys)}
     run_index = {

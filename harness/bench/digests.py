@@ -510,12 +510,8 @@ def compare_digests(a: Digest, b: Digest) -> dict[str, Any]:
     ):
         out["comparable"] = False
         return out
-    dtypes = [np.dtype(d.params.get("dtype", "float64")) for d in (a, b)]
-    u = max(float(np.finfo(d).eps) / 2 for d in dtypes)
     n_vars = int(a.shape.get("n_vars") or a.sample.loadings.shape[0])
-    cmp = metrics.compare(
-        _as_float64(a.sample), _as_float64(b.sample), unit_roundoff=u, n_vars=n_vars
-    ).to_dict()
+    cmp = metrics.compare(_as_float64(a.sample), _as_float64(b.sample)).to_dict()
     cmp.pop("bitwise", None)
     full = a.sample.loadings.shape[0] == n_vars
     out |= {**cmp, "comparable": True, "subsampled": not full}

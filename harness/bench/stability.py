@@ -417,23 +417,12 @@ def _shortened(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary(
-    check: str,
-    dtype: str,
-    raw: list[PCAResult],
-    *,
-    extra_dtypes: tuple[str, ...] = (),
-    downstream: bool = False,
+    check: str, raw: list[PCAResult], *, downstream: bool = False
 ) -> tuple[dict[str, Any], list[PCAResult]]:
     """The record fields every check shares (value, comparison, significant digits), and the
     samples cast to a common dtype; the in-memory and the dask suites both build on it."""
-    # The precision that bounds the rounding is the least precise of the input and the results,
-    # decided before the cast to a common dtype (a float32 solve compared in float64 is still
-    # a float32 solve).
-    dtypes = [np.dtype(dtype), *(np.dtype(d) for d in extra_dtypes)]
-    dtypes += [r.loadings.dtype for r in raw]
-    u = float(np.finfo(metrics.least_precise(dtypes)).eps) / 2
     results = _with_common_dtype(raw)
-    worst = metrics.compare_many(results, downstream=downstream, unit_roundoff=u)
+    worst = metrics.compare_many(results, downstream=downstream)
     # Capped at the outputs' own precision (X_pca is float32 by default even for float64 input).
     digits = metrics.significant_digits(
         results, dtype=metrics.least_precise([r.embedding.dtype for r in raw])
@@ -465,8 +454,7 @@ def evaluate(check: str, config: Config) -> dict[str, Any]:
 
 
 def _analysed(check: str, config: Config, raw: list[PCAResult]) -> dict[str, Any]:
-    extra = (_other_dtype(config),) if check == "dtype" else ()
-    record, results = summary(check, config.dtype, raw, extra_dtypes=extra)
+    record, results = summary(check, raw)
     # The calibrated verdict: every sample against the first, on the exact problem (issue #10).
     problem = verdicts.problem(config.dataset, config.layout, config.dtype, cache_folder())
     return {**record, **verdicts.calibrated(problem, results, sides(check, config, raw))}

@@ -58,8 +58,6 @@ def bitwise_equal(a: PCAResult, b: PCAResult) -> bool:
 #: Above this many genes no exact problem is built: its covariance and eigenvalues need
 #: 8 * n_vars**2 bytes each and O(n_vars**3) time (the limit of the numerical rank too).
 JUDGE_MAX_VARS = inputs.RANK_MAX_VARS
-#: Keys of :func:`metrics.compare` that hold the old Davis-Kahan rule, which doctor does not use.
-_OLD_RULE = ("classification", "n_explained", "n_unexplained", "norm_e_rel", "rel_gap")
 
 
 @dataclass(frozen=True)
@@ -148,7 +146,7 @@ def effect(
     # metrics builds the Leiden graph from the kNN sets alone: identical sets, identical clusters.
     ari = 1.0 if jaccard == 1.0 else metrics.leiden_ari(a.embedding, b.embedding, n_neighbors)
     judged = judgement(ex, a, b, sides) if ex.problem is not None and sides else None
-    comparison = {key: x for key, x in c.to_dict().items() if key not in _OLD_RULE}
+    comparison = c.to_dict()
     return Effect(
         name=v.name,
         factor=v.factor,

@@ -431,9 +431,6 @@ RECORD_METRICS = (
     "angle_k10_deg",
     "angle_all_deg",
     "variance_max_rel_diff",
-    "n_explained",
-    "n_unexplained",
-    "norm_e_rel",
     "knn_jaccard",
     "leiden_ari",
 )
