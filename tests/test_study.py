@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.study import driver as study_driver
 from harness.study.driver import load_conf, missing, pinned_commit, steps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -224,3 +225,22 @@ def test_committed_benchmarks_json_names_every_benchmark_with_results():
             continue
         names = set(json.loads(path.read_text().replace("NaN", "null"))["results"])
         assert names <= described, f"{path.name}: {sorted(names - described)}"
+
+
+def test_an_asv_run_past_its_time_is_stopped_and_recorded(tmp_path, monkeypatch):
+    """The study's asv run has a timeout (it had none): past it, asv and everything it started
+    are killed, and the environment is recorded 'timed out' with the reason."""
+    req = {k: [v[0]] for k, v in load_conf(ROOT / "asv.conf.json")["matrix"]["req"].items()}
+    repo = _clone_with_matrix(tmp_path, {"req": req}, [])
+    (step,) = steps(repo / "asv.conf.json")
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    monkeypatch.setattr(study_driver, "STEP_TIMEOUT", 3)
+    monkeypatch.chdir(repo)
+    conf = load_conf(repo / "asv.conf.json")
+    status = study_driver.run_step(step, conf, head, MACHINE, repo, tmp_path / "logs")
+    assert status == "timed out"
+    (row,) = missing.load(repo / "results", machine=MACHINE)
+    assert row["status"] == "timed out"
+    assert "did not finish within 3 s" in row["reason"]

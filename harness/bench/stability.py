@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -35,7 +33,7 @@ import numpy as np
 from scipy import sparse
 from threadpoolctl import threadpool_limits
 
-from harness import io
+from harness import io, processes
 from harness.analysis import metrics
 from harness.bench import datasets, fingerprint, store, support, verdicts
 from harness.bench import digests as artifacts
@@ -243,10 +241,8 @@ def run_module_children(module: str, payloads: list[dict[str, Any]], timeout: fl
     except subprocess.TimeoutExpired:
         raise subprocess.TimeoutExpired(cmd, timeout) from None
     finally:
-        for child in children:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
+        for child in children:  # the whole group: a dask worker may outlive its parent
+            processes.kill_group(child)
 
 
 def _cache_path_or_none(config: Config, condition: Condition) -> Path | None:

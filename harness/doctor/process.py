@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
+from harness import processes
 from harness.errors import HarnessError
 from harness.vocabulary import DOCTOR_TIMEOUT
 
@@ -81,7 +82,7 @@ def run_child(
                 "and every process it started"
             ) from None
         finally:
-            _kill_group(proc)
+            processes.kill_group(proc)
             if reader is not None:
                 reader.join()
 
@@ -98,14 +99,6 @@ def _reader(proc: subprocess.Popen[str], on_line: Callable[[str], None]) -> thre
     thread = threading.Thread(target=read, daemon=True)
     thread.start()
     return thread
-
-
-def _kill_group(proc: subprocess.Popen[str]) -> None:
-    """SIGKILL the child's process group (it leads it: start_new_session), then reap the child."""
-    # Linux keeps a group id in use while any member lives, so the id cannot name a stranger.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 @contextlib.contextmanager

@@ -10,7 +10,6 @@ a second history over an overlapping range re-runs nothing.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import signal
@@ -24,7 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from harness import io
+from harness import io, processes
 from harness.analysis import rounding
 from harness.bench import verdicts
 from harness.bench.pca import DTYPES, LAYOUTS, SOLVERS
@@ -505,21 +504,15 @@ def _run_child(cmd: list[str], timeout: float) -> tuple[int, str]:
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill(proc)
+            processes.kill_group(proc)
             return 124, f"PCA checks timed out after {timeout:g} s"
         except BaseException:
-            _kill(proc)
+            processes.kill_group(proc)
             raise
         err.seek(0)
         text = err.read().decode(errors="replace")
     lines = [line for line in text.splitlines() if line.strip()]
     return code, " | ".join(lines[-8:])[-2000:]
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 class _signals_as_interrupt:

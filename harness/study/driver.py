@@ -30,7 +30,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from harness import io
+from harness import io, processes
 from harness.bench import backends, fingerprint, store
 from harness.results import asvfiles, keep_benchmarks, sidecars
 from harness.study import missing, pack
@@ -150,7 +150,7 @@ def interpreter_dirs(pythons: set[str]) -> list[str]:
         exe = f"python{version}"
         if (
             shutil.which(exe)
-            and subprocess.run([exe, "-c", ""], capture_output=True).returncode == 0
+            and subprocess.run([exe, "-c", ""], capture_output=True, timeout=60).returncode == 0
         ):
             continue
         root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
@@ -184,6 +184,11 @@ def has_results(results_dir: Path, machine: str, commit: str, step: Step) -> boo
     return False
 
 
+#: Seconds one environment's asv run may take: its creation, installation (numpy built from
+#: source included) and benchmarks took 4.6 to 14.3 min on the 2-core study machine (vm-epyc).
+STEP_TIMEOUT = 3 * 3600
+
+
 def run_step(
     step: Step,
     conf: dict[str, Any],
@@ -193,7 +198,8 @@ def run_step(
     log_dir: Path,
     source: Path | None = None,
 ) -> str:
-    """Run asv for one environment; return 'done', or 'failed to install' (recorded with the reason)."""
+    """Run asv for one environment; return 'done', or the status recorded with the reason
+    ('failed to install', 'backend unavailable', 'timed out': :data:`missing.STATUSES`)."""
     conf_path = log_dir / f"{env_key(step.env_name)}.asv.conf.json"
     io.write_text(conf_path, json.dumps(step_conf(conf, step, root, source), indent=2))
     cmd = [
@@ -215,13 +221,19 @@ def run_step(
     results_dir = Path(step_conf(conf, step, root)["results_dir"])
     before = keep_benchmarks.read_entries(results_dir)
     with open(log, "w") as fh:
-        proc = subprocess.run(cmd, cwd=root, stdout=fh, stderr=subprocess.STDOUT, check=False)
+        code = processes.run_in_group(
+            cmd, STEP_TIMEOUT, cwd=root, stdout=fh, stderr=subprocess.STDOUT
+        )
     keep_benchmarks.restore(results_dir, before)
     if has_results(results_dir, machine, commit, step):
         missing.clear(results_dir, machine, commit, step.env_name)
         return "done"
-    reason = failure_reason(log.read_text(errors="replace"), proc.returncode)
-    status = "backend unavailable" if "BackendUnavailable" in reason else "failed to install"
+    if code is None:
+        reason = f"asv did not finish within {STEP_TIMEOUT:g} s; stopped with its children"
+        status = "timed out"
+    else:
+        reason = failure_reason(log.read_text(errors="replace"), code)
+        status = "backend unavailable" if "BackendUnavailable" in reason else "failed to install"
     missing.write(results_dir, _record(step, machine, commit, status, reason, log.name))
     return status
 
@@ -352,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     results_dir = root / conf.get("results_dir", "results")
     rev = args.commit or pinned_commit(results_dir, args.machine) or "HEAD"
     commit = subprocess.run(
-        ["git", "rev-parse", rev], cwd=root, capture_output=True, text=True, check=True
+        ["git", "rev-parse", rev], cwd=root, capture_output=True, text=True, check=True, timeout=300
     ).stdout.strip()
     # The matrix and the benchmarks are those of the studied commit.
     source = source_tree(root, commit)
@@ -395,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         cwd=root,
         capture_output=True,
         check=False,
+        timeout=300,
     )
     failed = 0
     machine_folder = results_dir / args.machine

@@ -5,8 +5,9 @@ asv's results::
 
     results/<machine>/harness/study/<commit[:8]>-<env>.jsonl
 
-with ``status`` 'failed to install' (pip or the build failed; the reason is the log's error line)
-or 'backend unavailable' (HARNESS_BLAS names an implementation whose libraries are absent). The
+with ``status`` 'failed to install' (pip or the build failed; the reason is the log's error line),
+'backend unavailable' (HARNESS_BLAS names an implementation whose libraries are absent) or 'timed
+out' (asv ran past :data:`harness.study.driver.STEP_TIMEOUT` and was stopped). The
 tables and the published study read them back with :func:`load`.
 """
 
@@ -20,7 +21,7 @@ from harness.render import formats as render
 from harness.results.problems import Warn, default_warn
 from harness.vocabulary import HARNESS_DIR, STUDY_DIR, run_folder_name
 
-STATUSES = ("failed to install", "backend unavailable")
+STATUSES = ("failed to install", "backend unavailable", "timed out")
 
 COLUMNS = ("machine", "commit", "environment", "status", "reason")
 
