@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import json
 import os
 import stat
 import tempfile
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from harness.errors import HarnessError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-
-T = TypeVar("T")
-R = TypeVar("R")
-#: Threads of :func:`thread_map` at most (this machine has 2 cores; more only add contention).
-MAX_THREADS = 4
 
 
 @contextlib.contextmanager
@@ -223,16 +217,3 @@ def _default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
-
-
-def thread_map(fn: Callable[[T], R], items: Sequence[T], workers: int | None = None) -> list[R]:
-    """``[fn(x) for x in items]`` on a few threads, in order (exceptions raise as in the loop).
-
-    For work that releases the GIL (zlib, LAPACK: reading and comparing digests, issue #14);
-    threads, not a fork pool: nothing is pickled and a child can never be left behind.
-    """
-    workers = workers or min(len(os.sched_getaffinity(0)), MAX_THREADS)
-    if workers <= 1 or len(items) < 2:
-        return [fn(x) for x in items]
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, items))

@@ -168,6 +168,12 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+#: Calls of the stability suite's repeat check (one process, 1 BLAS thread).
+REPEATS = 5
+#: The BLAS thread counts the threads check compares: 1, 2 and every usable core.
+THREAD_COUNTS = tuple(sorted({1, 2, usable_cores()}))
+
+
 # --- where the harness keeps its files beside asv's -----------------------------------------------
 
 HARNESS_DIR = "harness"
@@ -201,3 +207,7 @@ RUN_KEY: tuple[str, str, str] = ("machine", "commit", "env_name")
 
 #: Seconds one ``harness doctor`` child process (a PCA run, a run of the user's script) may run.
 DOCTOR_TIMEOUT = 1800.0
+
+#: A file written this close (ns) before the entry may change again within the same mtime
+#: tick: it is parsed again rather than trusted (git's "racy" files).
+RACY_NS = 2_000_000_000

@@ -32,7 +32,6 @@ from typing import Any
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from harness import io
 from harness.analysis import metrics
 from harness.analysis.tables import verdict
 from harness.bench.digests import Digest, compare_digests
@@ -168,8 +167,8 @@ def crossenv(
     configs = sorted({c for per in by_run.values() for c in per}, key=lambda c: tuple(map(str, c)))
     # One BLAS thread: the comparisons are small SVDs (subspace_angles of 1,000 x 50 loadings),
     # where a 2-thread OpenBLAS spins for a busy core. Measured beside a benchmark run (load
-    # average 7): the write-up's 236 calls took 125 of its 153 s, 0.53 s each. The pairs run on
-    # a few Python threads instead (LAPACK releases the GIL).
+    # average 7): the write-up's 236 calls took 125 of its 153 s, 0.53 s each. Python threads over
+    # the pairs were slower still (27 s on one, 33 s on two for 100 environments: the GIL).
     tasks = []
     for config in configs:
         present = [k for k in order if config in by_run[k]]
@@ -179,7 +178,7 @@ def crossenv(
             pairs = [(base, k) for k in present if k != base and base in present]
         tasks += [(config, a, b) for a, b in pairs]
     with threadpool_limits(limits=1):
-        results = io.thread_map(lambda t: compare(by_run[t[1]][t[0]], by_run[t[2]][t[0]]), tasks)
+        results = [compare(by_run[a][config], by_run[b][config]) for config, a, b in tasks]
     for (config, a, b), res in zip(tasks, results, strict=True):
         sides = {"a": idmap[a], "b": idmap[b], "a_label": names[a], "b_label": names[b]}
         rows.append(_pair_row(config, sides, res))

@@ -49,7 +49,7 @@ def sha256_array(a: np.ndarray) -> str:
     """Hex sha256 of an array's C-order bytes, dtype and shape (so float32 and float64 zeros differ)."""
     a = np.asarray(a)
     h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
-    h.update(np.ascontiguousarray(a).tobytes())
+    h.update(np.ascontiguousarray(a).data)  # the buffer itself: tobytes() copied it first
     return h.hexdigest()
 
 

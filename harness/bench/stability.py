@@ -46,12 +46,10 @@ from harness.bench.pca import (
     run_pca,
     save_results,
 )
-from harness.vocabulary import usable_cores
+from harness.vocabulary import REPEATS, THREAD_COUNTS, usable_cores
 
 UNIT = "relative"
-REPEATS = 5
 OTHER_SEED = 0
-THREAD_COUNTS = tuple(sorted({1, 2, usable_cores()}))
 
 
 class Skip(Exception):

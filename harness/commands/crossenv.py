@@ -13,7 +13,6 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from harness import io
 from harness.analysis import runs
 from harness.analysis.crossenv import CrossEnv, crossenv
 from harness.bench import digests as artifacts
@@ -95,20 +94,13 @@ def warn_missing_artifacts(root: Path, warn: Warn) -> None:
 
 def load_digests(files: dict[Key, list[Path]], keys: Sequence[Key], warn: Warn) -> list[Digest]:
     """The digests of the given runs; unreadable files reported to ``warn`` and left out."""
-
-    def one(path: Path) -> Digest | ValueError:
-        try:
-            return artifacts.load(path)
-        except ValueError as err:
-            return err
-
-    paths = [path for key in keys for path in files.get(key, [])]
     out = []
-    for path, got in zip(paths, io.thread_map(one, paths), strict=True):
-        if isinstance(got, ValueError):
-            warn(f"{path}: {got}")  # in file order, as the loop reported them
-        else:
-            out.append(got)
+    for key in keys:
+        for path in files.get(key, []):
+            try:
+                out.append(artifacts.load(path))
+            except ValueError as err:
+                warn(f"{path}: {err}")
     return out
 
 

@@ -27,7 +27,6 @@ from harness.analysis.study import Study
 from harness.bench import datasets
 from harness.bench.digests import N_CELLS
 from harness.bench.pca import N_COMPS, RANDOM_STATE
-from harness.bench.stability import REPEATS, THREAD_COUNTS
 from harness.bench.store import RunKey
 from harness.commands.calibrate import GRID_FILE
 from harness.commands.crossenv import crossenv_of
@@ -41,6 +40,8 @@ from harness.study import driver, missing
 from harness.vocabulary import (
     BITWISE,
     DASK_CHECK_INFO,
+    REPEATS,
+    THREAD_COUNTS,
     UNCLASSIFIED,
     VERDICT_INFO,
     VERDICTS,

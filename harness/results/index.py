@@ -47,7 +47,7 @@ from harness.bench import store
 from harness.results import asvfiles, sidecars
 from harness.results import frame as frames
 from harness.results.asvfiles import Part
-from harness.vocabulary import HARNESS_DIR, run_folder_name
+from harness.vocabulary import HARNESS_DIR, RACY_NS, run_folder_name
 
 #: Turns the index off (``off``, ``0`` or ``no``).
 ENV = "HARNESS_RESULTS_INDEX"
@@ -58,9 +58,6 @@ SOURCES = (asvfiles, frames, sidecars)
 #: The JSON values a cached object column may hold (they come back as they went).
 _PLAIN = frozenset({type(None), bool, int, float, str})
 
-#: A file written this close (ns) before the entry may change again within the same mtime
-#: tick: it is parsed again rather than trusted (git's "racy" files).
-RACY_NS = 2_000_000_000
 #: Entries kept: the most recently used, up to this many and this many bytes in all.
 KEEP_ENTRIES = 12
 KEEP_BYTES = 6 << 30
