@@ -161,16 +161,17 @@ def _graph_key(g: sparse.csr_matrix) -> str:
     return hashlib.sha256(g.indptr.tobytes() + g.indices.tobytes() + g.data.tobytes()).hexdigest()
 
 
-def cached_graph(embedding: np.ndarray) -> sparse.csr_matrix:
+def cached_graph(embedding: np.ndarray, n_neighbors: int = N_NEIGHBORS) -> sparse.csr_matrix:
     """:func:`graph`, kept on disk (``metrics.DISK_CACHE``) by the embedding's bits and versions."""
     if metrics.DISK_CACHE is None:
-        return graph(embedding)
+        return graph(embedding, n_neighbors)
     e = np.ascontiguousarray(embedding)
-    key = hashlib.sha256(e.tobytes() + str((e.dtype, e.shape)).encode() + _VERSIONS.encode())
+    shape = (e.dtype, e.shape) if n_neighbors == N_NEIGHBORS else (e.dtype, e.shape, n_neighbors)
+    key = hashlib.sha256(e.tobytes() + str(shape).encode() + _VERSIONS.encode())
     path = metrics.DISK_CACHE / f"graph-{key.hexdigest()[:24]}.npz"
     if path.is_file():
         return sparse.load_npz(path).tocsr()
-    g = graph(embedding)
+    g = graph(embedding, n_neighbors)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
     sparse.save_npz(tmp, g)
@@ -195,13 +196,21 @@ def cached_leiden(g: sparse.csr_matrix, seed: int = 0) -> np.ndarray:
     return labels
 
 
-def compare(emb_a: np.ndarray, emb_b: np.ndarray, *, calibrated: bool = True) -> Downstream:
-    """kNN Jaccard and Leiden ARI of ``emb_b`` against ``emb_a``, with ``emb_a``'s calibration."""
-    ga = cached_graph(emb_a)
-    gb = ga if np.array_equal(emb_a, emb_b) else cached_graph(emb_b)
+def compare(
+    emb_a: np.ndarray,
+    emb_b: np.ndarray,
+    *,
+    calibrated: bool = True,
+    n_neighbors: int = N_NEIGHBORS,
+) -> Downstream:
+    """kNN Jaccard and Leiden ARI of ``emb_b`` against ``emb_a``, with ``emb_a``'s calibration
+    (``n_neighbors`` at most the cells less one)."""
+    n = min(n_neighbors, emb_a.shape[0] - 1)
+    ga = cached_graph(emb_a, n)
+    gb = ga if np.array_equal(emb_a, emb_b) else cached_graph(emb_b, n)
     ari = 1.0 if gb is ga else float(adjusted_rand_score(cached_leiden(ga), cached_leiden(gb)))
     return Downstream(
-        knn_jaccard=1.0 if gb is ga else metrics.knn_jaccard(emb_a, emb_b),
+        knn_jaccard=1.0 if gb is ga else metrics.knn_jaccard(emb_a, emb_b, n),
         leiden_ari=ari,
         n_cells=int(ga.shape[0]),
         n_edges=int(sparse.triu(ga, k=1).nnz),

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import random
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -210,63 +209,6 @@ def knn_jaccard(emb_a: np.ndarray, emb_b: np.ndarray, n_neighbors: int = N_NEIGH
     return _jaccard(_knn_indices(emb_a, n_neighbors), _knn_indices(emb_b, n_neighbors))
 
 
-def _leiden_from_knn(idx: np.ndarray, seed: int, resolution: float) -> np.ndarray:
-    import igraph  # heavy (seconds); the results readers import this module
-
-    adj = _indicator(idx)
-    upper = sparse.triu(adj + adj.T, k=1).tocoo()
-    graph = igraph.Graph(n=adj.shape[0], edges=np.column_stack([upper.row, upper.col]).tolist())
-    igraph.set_random_number_generator(random.Random(seed))
-    try:
-        clusters = graph.community_leiden(
-            objective_function="modularity", resolution=resolution, n_iterations=-1
-        )
-    finally:
-        igraph.set_random_number_generator(random)  # python-igraph's default generator
-    return np.asarray(clusters.membership)
-
-
-def leiden_ari(
-    emb_a: np.ndarray,
-    emb_b: np.ndarray,
-    n_neighbors: int = N_NEIGHBORS,
-    seed: int = 0,
-    resolution: float = 1.0,
-) -> float:
-    """Adjusted Rand index between seeded Leiden (modularity) clusterings of each embedding's kNN graph."""
-    from sklearn.metrics import (
-        adjusted_rand_score,  # heavy (seconds); the results readers import this module
-    )
-
-    la = _leiden_from_knn(_knn_indices(emb_a, n_neighbors), seed, resolution)
-    lb = _leiden_from_knn(_knn_indices(emb_b, n_neighbors), seed, resolution)
-    return float(adjusted_rand_score(la, lb))
-
-
-def downstream_agreement(
-    emb_a: np.ndarray, emb_b: np.ndarray, n_neighbors: int = N_NEIGHBORS
-) -> tuple[float, float]:
-    """(kNN Jaccard, Leiden ARI), skipping work whose answer is known exactly.
-
-    Identical embeddings give identical kNN sets; identical kNN sets give the same unweighted
-    graph, and seeded Leiden on the same graph gives the same clusters: both are then 1.0.
-    """
-    from sklearn.metrics import (
-        adjusted_rand_score,  # heavy (seconds); the results readers import this module
-    )
-
-    if _same_bits(emb_a, emb_b):
-        return 1.0, 1.0
-    ia, ib = _knn_indices(emb_a, n_neighbors), _knn_indices(emb_b, n_neighbors)
-    if np.array_equal(np.sort(ia, axis=1), np.sort(ib, axis=1)):
-        return 1.0, 1.0
-    labels = [
-        _disk_cached("leiden", sha256_array(i), lambda i=i: _leiden_from_knn(i, 0, 1.0))
-        for i in (ia, ib)
-    ]
-    return _jaccard(ia, ib), float(adjusted_rand_score(*labels))
-
-
 @dataclass(frozen=True)
 class Comparison:
     """Differences between two PCA results, raw, sign-aligned and per component."""
@@ -282,8 +224,6 @@ class Comparison:
     variance_max_rel_diff: float
     component_rel_diff: list[float]
     component_sin_theta: list[float]
-    knn_jaccard: float | None = None
-    leiden_ari: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (NaN and inf become None)."""
@@ -291,21 +231,18 @@ class Comparison:
         return _json_value({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
 
-def compare(
-    a: PCAResult, b: PCAResult, *, downstream: bool = False, n_neighbors: int = N_NEIGHBORS
-) -> Comparison:
-    """Compare ``b`` against the reference ``a``; kNN/Leiden agreement only when ``downstream``."""
+def compare(a: PCAResult, b: PCAResult) -> Comparison:
+    """Compare ``b`` against the reference ``a`` (what it does downstream, kNN graphs and Leiden
+    clusters, is :mod:`harness.analysis.downstream`'s)."""
     bitwise = all(_same_bits(x, y) for x, y in _fields(a, b))
     if bitwise and all(np.isfinite(x).all() for x, _ in _fields(a, b)):
         # What the full comparison gives on identical finite outputs, without its SVDs (a third
         # of a study's cross-environment pairs are bitwise, #14). NaN would not compare 0.
-        return _identical(a.n_comps, downstream)
-    return _full(a, b, bitwise, downstream, n_neighbors)
+        return _identical(a.n_comps)
+    return _full(a, b, bitwise)
 
 
-def _full(
-    a: PCAResult, b: PCAResult, bitwise: bool, downstream: bool, n_neighbors: int
-) -> Comparison:
+def _full(a: PCAResult, b: PCAResult, bitwise: bool) -> Comparison:
     aligned, flips = align_signs(a, b)
     k = a.n_comps
     rel = component_rel_diff(a, aligned)
@@ -314,7 +251,7 @@ def _full(
         np.abs(np.asarray(a.variance, np.float64)),
     )
     m = min(K_LEADING, k)
-    comparison = Comparison(
+    return Comparison(
         bitwise=bitwise,
         max_abs_diff=max_abs_diff(a.embedding, b.embedding),
         sign_flips=int(flips.sum()),
@@ -327,15 +264,10 @@ def _full(
         component_rel_diff=rel.tolist(),
         component_sin_theta=component_sin_theta(a.loadings, b.loadings).tolist(),
     )
-    if not downstream:
-        return comparison
-    jaccard, ari = downstream_agreement(a.embedding, b.embedding, n_neighbors)
-    return dataclasses.replace(comparison, knn_jaccard=jaccard, leiden_ari=ari)
 
 
-def _identical(k: int, downstream: bool) -> Comparison:
+def _identical(k: int) -> Comparison:
     """The comparison of two bitwise-equal, finite results with ``k`` components."""
-    agree = 1.0 if downstream else None
     return Comparison(
         bitwise=True,
         max_abs_diff=0.0,
@@ -348,8 +280,6 @@ def _identical(k: int, downstream: bool) -> Comparison:
         variance_max_rel_diff=0.0,
         component_rel_diff=[0.0] * k,
         component_sin_theta=[0.0] * k,
-        knn_jaccard=agree,
-        leiden_ari=agree,
     )
 
 
@@ -365,19 +295,12 @@ def _severity(c: Comparison) -> tuple[float, float, bool]:
     return (worst(c.aligned_max_rel_diff), worst(c.max_abs_diff), not c.bitwise)
 
 
-def compare_many(samples: Sequence[PCAResult], **kw: Any) -> Comparison:
+def compare_many(samples: Sequence[PCAResult]) -> Comparison:
     """Worst comparison of each sample against the first; bitwise only if every pair is."""
     if len(samples) < 2:
         raise ValueError(f"need at least 2 samples, got {len(samples)}")
-    downstream = kw.pop("downstream", False)
-    comps = [compare(samples[0], s, **kw) for s in samples[1:]]
-    i = max(range(len(comps)), key=lambda j: _severity(comps[j]))
-    worst = comps[i]
-    if downstream:  # only for the worst pair: kNN and Leiden dominate the cost on large data
-        jaccard, ari = downstream_agreement(
-            samples[0].embedding, samples[i + 1].embedding, kw.get("n_neighbors", 15)
-        )
-        worst = dataclasses.replace(worst, knn_jaccard=jaccard, leiden_ari=ari)
+    comps = [compare(samples[0], s) for s in samples[1:]]
+    worst = comps[max(range(len(comps)), key=lambda j: _severity(comps[j]))]
     return dataclasses.replace(worst, bitwise=all(c.bitwise for c in comps))
 
 

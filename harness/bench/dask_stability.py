@@ -351,7 +351,7 @@ def summarize(check: str, config: DaskConfig, raw: list[PCAResult]) -> dict[str,
     metrics.DISK_CACHE = stability.cache_folder() / "downstream"
     n_cells = raw[0].embedding.shape[0]
     downstream = n_cells <= DOWNSTREAM_MAX_CELLS
-    record, results = stability.summary(check, raw, downstream=downstream)
+    record, results = stability.summary(check, raw)
     problem = verdicts.problem(
         config.dataset, config.layout, config.dtype, stability.cache_folder()
     )

@@ -410,13 +410,11 @@ def _shortened(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def summary(
-    check: str, raw: list[PCAResult], *, downstream: bool = False
-) -> tuple[dict[str, Any], list[PCAResult]]:
+def summary(check: str, raw: list[PCAResult]) -> tuple[dict[str, Any], list[PCAResult]]:
     """The record fields every check shares (value, comparison, significant digits), and the
     samples cast to a common dtype; the in-memory and the dask suites both build on it."""
     results = _with_common_dtype(raw)
-    worst = metrics.compare_many(results, downstream=downstream)
+    worst = metrics.compare_many(results)
     # Capped at the outputs' own precision (X_pca is float32 by default even for float64 input).
     digits = metrics.significant_digits(
         results, dtype=metrics.least_precise([r.embedding.dtype for r in raw])

@@ -431,8 +431,6 @@ RECORD_METRICS = (
     "angle_k10_deg",
     "angle_all_deg",
     "variance_max_rel_diff",
-    "knn_jaccard",
-    "leiden_ari",
 )
 #: Derived from the per-component deviations: the worst of the first and of the last ten.
 RECORD_COMPONENTS = ("lead_rel_diff", "trail_rel_diff")
@@ -444,6 +442,8 @@ RECORD_JUDGED = (
     "embedding_rel_diff",
     "loadings_rel_diff",
     "variance_rel_diff",
+    "knn_jaccard",
+    "leiden_ari",
     "ari_other_seed",
     "ari_one_edge",
     "downstream_unavailable",
@@ -579,8 +579,8 @@ def _beyond_cause(j: dict[str, Any]) -> str | None:
 
 
 def judged_fields(rec: dict[str, Any]) -> dict[str, Any]:
-    """The :data:`RECORD_JUDGED` columns of a record (None where it has no judgement), plus the
-    downstream block's kNN Jaccard and Leiden ARI over the comparison's."""
+    """The :data:`RECORD_JUDGED` columns of a record (None where it has no judgement), the
+    downstream block's kNN Jaccard and Leiden ARI among them."""
     j = rec.get("judgement") if isinstance(rec.get("judgement"), dict) else {}
     outs = rec.get("outputs") if isinstance(rec.get("outputs"), dict) else {}
     down = rec.get("downstream") if isinstance(rec.get("downstream"), dict) else {}
@@ -606,7 +606,8 @@ def judged_fields(rec: dict[str, Any]) -> dict[str, Any]:
         vals = [number(v) for v in vals] if isinstance(vals, list) else []
         vals = [v for v in vals if v is not None and not math.isnan(v)]
         out[f"ari_{name}"] = min(vals) if vals else None
-    for name in ("knn_jaccard", "leiden_ari"):
-        if isinstance(down.get(name), (int, float)) and not isinstance(down.get(name), bool):
-            out[name] = float(down[name])
+    for name in ("knn_jaccard", "leiden_ari"):  # scanpy's graph (harness.analysis.downstream)
+        value = down.get(name)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        out[name] = float(value) if ok else None
     return out
