@@ -182,6 +182,10 @@ def test_an_outdir_below_a_file_fails_before_any_work(tmp_path, capsys):
     assert "file" in err and "no-results" not in err
 
 
+def _in_report_tmp(path: Path) -> bool:
+    return any(p.name.endswith(".tmp") for p in path.parents)
+
+
 def test_a_failed_write_leaves_the_previous_report_whole(
     folder, built, tmp_path, monkeypatch, capsys
 ):
@@ -191,9 +195,12 @@ def test_a_failed_write_leaves_the_previous_report_whole(
     real, calls = Path.write_bytes, []
 
     def failing(self, data):
-        calls.append(self)
-        if len(calls) == 3:
-            raise OSError(28, "No space left on device")
+        # Only the report's own temporary folder counts: the results index writes its cache
+        # from a background thread, so counting every write would race with it.
+        if _in_report_tmp(self):
+            calls.append(self)
+            if len(calls) == 3:
+                raise OSError(28, "No space left on device")
         return real(self, data)
 
     monkeypatch.setattr(Path, "write_bytes", failing)
@@ -223,9 +230,10 @@ import os, signal, sys
 from pathlib import Path
 real, calls = Path.write_bytes, []
 def killing(self, data):
-    calls.append(self)
-    if len(calls) == 3:
-        os.kill(os.getpid(), signal.SIGTERM)
+    if any(p.name.endswith(".tmp") for p in self.parents):
+        calls.append(self)  # the report's temporary folder only, not the index's cache
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
     return real(self, data)
 Path.write_bytes = killing
 from harness.cli import main
