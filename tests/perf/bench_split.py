@@ -33,7 +33,7 @@ def main() -> None:
     for name in sorted(set(suite)):
         s = suite == name
         spans[name] = (end[s].max() - df.loc[s, "started_at"].min()).total_seconds()
-    by_bench = df.groupby("benchmark")["duration"].first()
+    by_bench = df.groupby("benchmark", observed=True)["duration"].first()
     caches = {}
     for path in Path(args.results).glob(f"*/{args.commit[:8]}-*.json"):
         caches.update(json.loads(path.read_text()).get("durations", {}))
