@@ -7,6 +7,7 @@ quartiles (``stats_q_25``/``stats_q_75``), so the noise is read from any results
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -19,6 +20,10 @@ MIN_SECONDS = 0.020
 NOISY = 0.05
 #: Targets: median and 90th percentile of IQR/median.
 TARGET_MEDIAN, TARGET_P90 = 0.02, 0.05
+#: What identifies one configuration of one run, between a runtime and its repeat check.
+CONFIG = ["machine", "commit", "env_name", "dataset", "layout", "dtype", "svd_solver"]
+#: The check whose value is 0 when identical calls in one process gave identical bits.
+REPEAT_CHECK = "track_repeat"
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,12 @@ class Noise:
     median: float
     p90: float
     worst: float
+    #: Runtimes whose identical calls gave different bits (the repeat check): their calls do
+    #: different work each time (lobpcg with scipy >= 1.17 draws fresh start vectors), so their
+    #: spread is the algorithm's, not the clock's. The figures without them follow.
+    varying: int = 0
+    steady_median: float = math.nan
+    steady_p90: float = math.nan
 
     def line(self) -> str:
         """One line for the end of ``make bench``."""
@@ -41,7 +52,16 @@ class Noise:
             f"1 thread) have an IQR within {NOISY:.0%} of the median; IQR/median median "
             f"{self.median:.1%}, p90 {self.p90:.1%}, worst {self.worst:.1%} "
             f"(target median <= {TARGET_MEDIAN:.0%}, p90 <= {TARGET_P90:.0%}: "
-            f"{'met' if met else 'not met'})"
+            f"{'met' if met else 'not met'})" + self._steady()
+        )
+
+    def _steady(self) -> str:
+        if not self.varying or self.varying >= self.n:
+            return ""
+        runtimes = "runtime" if self.varying == 1 else "runtimes"
+        return (
+            f"; without the {self.varying} {runtimes} whose identical calls differ in their bits "
+            f"(repeat check), median {self.steady_median:.1%}, p90 {self.steady_p90:.1%}"
         )
 
 
@@ -61,15 +81,33 @@ def runtimes(frame: pd.DataFrame) -> pd.DataFrame:
     return sub.assign(rel_iqr=relative_iqr(sub))
 
 
+def varying(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.Series:
+    """Per row of ``rows``: whether its configuration's repeat check in ``frame`` found
+    identical calls with different bits (False where there is no such check)."""
+    if not set(CONFIG) <= set(frame.columns):
+        return pd.Series(False, index=rows.index)
+    checks = frame[frame["benchmark"].astype(str).str.endswith(f".{REPEAT_CHECK}")]
+    moved = checks[pd.to_numeric(checks["value"], errors="coerce") > 0]
+    keys = pd.MultiIndex.from_frame(moved[CONFIG].astype(str))
+    return pd.Series(
+        pd.MultiIndex.from_frame(rows[CONFIG].astype(str)).isin(keys), index=rows.index
+    )
+
+
 def summarize(frame: pd.DataFrame) -> Noise:
     """The noise figures of the runtimes in ``frame`` (filter it to one run first)."""
-    r = runtimes(frame)["rel_iqr"].dropna()
+    rows = runtimes(frame).dropna(subset=["rel_iqr"])
+    r = rows["rel_iqr"]
     if r.empty:
-        return Noise(0, float("nan"), float("nan"), float("nan"), float("nan"))
+        return Noise(0, math.nan, math.nan, math.nan, math.nan)
+    steady = r[~varying(frame, rows)]
     return Noise(
         n=len(r),
         within=float((r <= NOISY).mean()),
         median=float(r.median()),
         p90=float(r.quantile(0.9)),
         worst=float(r.max()),
+        varying=len(r) - len(steady),
+        steady_median=float(steady.median()) if len(steady) else math.nan,
+        steady_p90=float(steady.quantile(0.9)) if len(steady) else math.nan,
     )
