@@ -36,6 +36,7 @@ from harness.bench.pca import PCAResult
 from harness.bench.store import cache_dir
 from harness.cli import main
 from harness.history import changes, probe
+from harness.history import run as runner
 from harness.history.arguments import GATE_FAIL_ON
 from harness.history.asvenv import ENV_DIR_VAR
 from harness.history.bisect import bisect
@@ -399,3 +400,12 @@ def test_bits_change_kinds(tmp_path):
     assert kind("base", rows["nudged"])["kind"] == "within rounding"
     raised = {"state": "raised", "error": "ValueError: boom"}
     assert kind("base", raised) == {"kind": "ok -> raised", "detail": "ValueError: boom"}
+
+
+def test_a_probe_child_gives_its_status_and_stderr_tail_or_times_out():
+    code, tail = runner._run_child(["sh", "-c", "echo first >&2; echo oops >&2; exit 3"], 30)
+    assert (code, tail) == (3, "first | oops")
+    t0 = time.monotonic()
+    code, tail = runner._run_child(["sh", "-c", "sleep 300"], 1)
+    assert (code, tail) == (124, "PCA checks timed out after 1 s")
+    assert time.monotonic() - t0 < 30

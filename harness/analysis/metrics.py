@@ -29,6 +29,12 @@ N_NEIGHBORS = 15  # the kNN graph of the downstream checks, scanpy's pp.neighbor
 K_LEADING = 10
 
 
+def _fields_json(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as :func:`_json_value`, read shallowly: ``dataclasses.asdict``
+    deep-copies every list first (a third of crossenv's comparison time, #14)."""
+    return _json_value({f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)})
+
+
 def _json_value(x: Any) -> Any:
     """Plain JSON value: numpy scalars to Python, NaN/inf to None, sequences to lists."""
     if isinstance(x, dict):
@@ -227,8 +233,7 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (NaN and inf become None)."""
-        # Shallow: asdict deep-copies every list (a third of crossenv's comparison time, #14).
-        return _json_value({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        return _fields_json(self)
 
 
 def compare(a: PCAResult, b: PCAResult) -> Comparison:
@@ -324,8 +329,7 @@ class SigDigits:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (NaN and inf become None)."""
-        # Shallow: asdict deep-copies every list (a third of crossenv's comparison time, #14).
-        return _json_value({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+        return _fields_json(self)
 
 
 def decimal_precision(dtype: np.dtype | type) -> float:

@@ -498,17 +498,9 @@ def _run_child(cmd: list[str], timeout: float) -> tuple[int, str]:
     """
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True
-        )
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            processes.kill_group(proc)
+        code = processes.run_in_group(cmd, timeout, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        if code is None:
             return 124, f"PCA checks timed out after {timeout:g} s"
-        except BaseException:
-            processes.kill_group(proc)
-            raise
         err.seek(0)
         text = err.read().decode(errors="replace")
     lines = [line for line in text.splitlines() if line.strip()]
