@@ -24,6 +24,12 @@ import time
 import warnings
 
 import numpy as np
+
+# Loaded before threadpool_limits, as benchmarks/common.py does for the suite: a BLAS or OpenMP
+# library loaded after the limit is set runs at its default thread count (scipy's OpenBLAS and
+# scikit-learn's libgomp load on the first PCA call), so the "1-thread" calls would use 2.
+import scanpy  # noqa: F401
+import sklearn.decomposition  # noqa: F401
 from noise_factors import configs
 from threadpoolctl import threadpool_limits
 
