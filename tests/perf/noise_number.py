@@ -24,13 +24,7 @@ import time
 import warnings
 
 import numpy as np
-
-# Loaded before threadpool_limits, as benchmarks/common.py does for the suite: a BLAS or OpenMP
-# library loaded after the limit is set runs at its default thread count (scipy's OpenBLAS and
-# scikit-learn's libgomp load on the first PCA call), so the "1-thread" calls would use 2.
-import scanpy  # noqa: F401
-import sklearn.decomposition  # noqa: F401
-from noise_factors import configs
+from noise_factors import configs  # (it loads scanpy and scikit-learn before any thread limit)
 from threadpoolctl import threadpool_limits
 
 from harness.bench import datasets
