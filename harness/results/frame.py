@@ -248,7 +248,7 @@ def _value_columns(part: Part, benches: dict[str, BenchmarkInfo], lens: Any) -> 
             out[name] = pd.arrays.IntegerArray(col.astype(np.int64), mask)
         else:
             out[name] = col
-    samples = np.full(n_rows, None, dtype=object)
+    samples = np.empty(n_rows, dtype=object)  # (numpy fills object arrays with None)
     for start, smp in part.samples:
         samples[start : start + len(smp)] = smp
     out["samples"] = pd.Series(samples, dtype=object)

@@ -6,8 +6,9 @@ readers only read. ``HARNESS_RESULTS_INDEX=off`` reads without it.
 
 Each entry holds, for one folder:
 
-- ``index.json``: what it was built from: per results file its path, size and mtime (and those
-  of the run's fingerprint), ``benchmarks.json``'s, the machines that hold sidecars, a hash of the
+- ``index.json``: what it was built from: the results files in the order read, each with the
+  path of its run's fingerprint (their sizes and mtimes are an array of the arrays file, compared
+  at once: a warm read of 5,000 files is mostly its 10,000 ``stat`` calls), ``benchmarks.json``'s, the machines that hold sidecars, a hash of the
   reader's own source (another reader version never reuses an entry); the lines reported while
   parsing; the fingerprints; and where each column lies in the arrays file;
 - ``arrays-<token>.bin``: the frame, column by column, memory-mapped copy-on-write when read;
@@ -25,12 +26,14 @@ only those. A damaged or foreign entry is ignored (and replaced); the index neve
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import mmap
 import os
 import secrets
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -63,16 +66,19 @@ KEEP_ENTRIES = 12
 KEEP_BYTES = 6 << 30
 
 Stat = list[int]  # size, mtime_ns
+#: In the signatures array: no such file, or no fingerprint known for the run (never an mtime).
+NO_STAT = -1
 
 
 def enabled() -> bool:
     return os.environ.get(ENV, "").strip().lower() not in ("off", "0", "no", "false")
 
 
+@functools.cache  # (the modules of a running process do not change)
 def _reader_version() -> str:
     digest = hashlib.sha256()
-    for module in SOURCES:
-        digest.update(Path(module.__file__).read_bytes())
+    for path in (*(m.__file__ for m in SOURCES), __file__):  # this module: the entry's layout
+        digest.update(Path(path).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -229,8 +235,7 @@ _WRITERS: dict[Path, threading.Thread] = {}
 
 def keep(
     entry_dir: Path,
-    files: dict[str, list[Any]],
-    fingerprints: dict[str, str],
+    files: Signatures,
     context: Context,
     part: Part,
     frame: pd.DataFrame,
@@ -263,7 +268,9 @@ def keep(
         "context": context.key(),
         "root": os.path.realpath(root),
         "written_ns": time.time_ns(),
-        "files": files,
+        "items": files.items,
+        "fingerprints": files.fingerprints,
+        "signatures": arrays.add(files.stats),
         "part": part_spec[0],
         "fps": fps_spec,
         "frame": {
@@ -274,7 +281,6 @@ def keep(
         "reported": list(reported),
         "problems": list(part.problems),
         "n_files": len(part.files),
-        "fingerprints": fingerprints,
         "arrays": {"name": f"arrays-{token}.bin", "size": arrays.size},
         "blocks": f"blocks-{token}.json",
     }
@@ -350,8 +356,16 @@ class Entry:
         )
 
     @property
-    def files(self) -> dict[str, list[Any]]:
-        return self.meta["files"]
+    def items(self) -> list[str]:
+        """The results files it was built from (relative names), in the order read."""
+        return self.meta["items"]
+
+    def fingerprint_paths(self, items: Sequence[str]) -> list[str | None]:
+        """Where it found each item's fingerprint (None: no run known for it, or a new item)."""
+        if list(items) == self.meta["items"]:
+            return self.meta["fingerprints"]
+        at = dict(zip(self.meta["items"], self.meta["fingerprints"], strict=True))
+        return [at.get(rel) for rel in items]
 
     def fingerprints(self) -> dict[tuple[str, str, str], dict[str, Any]]:
         spec = self.meta["fps"]
@@ -377,7 +391,7 @@ class Entry:
             elif kind == "np":
                 out[name] = self.array(col["data"])
             elif kind == "sparse":
-                arr = np.full(n, None, dtype=object)
+                arr = np.empty(n, dtype=object)  # (numpy fills object arrays with None)
                 rows = self.array(col["rows"])
                 if len(rows):
                     values = np.empty(len(rows), dtype=object)
@@ -463,43 +477,79 @@ def read(entry: Path, context: Context) -> Entry | None:
     return Entry(meta, blob)
 
 
-def unchanged(entry: Entry, files: dict[str, list[Any]]) -> set[str]:
-    """The items whose file and fingerprint are as the entry saw them, and were already old
-    enough then that a change since would have moved their mtime (:data:`RACY_NS`)."""
-    kept = entry.files
+@dataclass
+class Signatures:
+    """What a parse is checked against: per item (relative name, in the order read) the path of
+    its run's fingerprint (None when no run is known), and ``stats``, an int64 array of [size,
+    mtime of the file, size, mtime of the fingerprint] per item (:data:`NO_STAT` where none)."""
+
+    items: list[str]
+    fingerprints: list[str | None]
+    stats: Any
+
+    @classmethod
+    def of(
+        cls, items: Sequence[tuple[str, str, str]], fingerprints: Sequence[str | None]
+    ) -> Signatures:
+        flat: list[int] = []
+        for (path, _, _), fp in zip(items, fingerprints, strict=True):
+            flat.extend(_pair(path))
+            flat.extend(_pair(fp))
+        stats = np.asarray(flat, dtype=np.int64).reshape(-1, 4)
+        return cls([rel for _, _, rel in items], list(fingerprints), stats)
+
+    def replace(self, rows: Any, fresh: Signatures) -> Signatures:
+        """These signatures with those of ``fresh`` at ``rows`` (positions of its items)."""
+        stats = self.stats.copy()
+        stats[rows] = fresh.stats
+        fps = list(self.fingerprints)
+        for i, fp in zip(rows.tolist(), fresh.fingerprints, strict=True):
+            fps[i] = fp
+        return Signatures(self.items, fps, stats)
+
+
+def _pair(path: str | None) -> tuple[int, int]:
+    """(size, mtime in ns) of a file, (NO_STAT, NO_STAT) without a path or a stat."""
+    if path is not None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            pass
+        else:
+            return st.st_size, st.st_mtime_ns
+    return NO_STAT, NO_STAT
+
+
+def unchanged(entry: Entry, now: Signatures) -> Any:
+    """Per item of ``now``, whether its file and fingerprint are as the entry saw them, and were
+    already old enough then that a change since would have moved their mtime (:data:`RACY_NS`)."""
+    stored = entry.array(entry.meta["signatures"])
+    if now.items == entry.items:
+        same = (now.stats == stored).all(axis=1)
+    else:
+        pos = {rel: i for i, rel in enumerate(entry.items)}
+        at = np.asarray([pos.get(rel, -1) for rel in now.items], dtype=np.int64)
+        same = (at >= 0) & (now.stats == stored[np.maximum(at, 0)]).all(axis=1)
     racy = int(entry.meta.get("written_ns", 0)) - RACY_NS
-
-    def settled(sig: list[Any]) -> bool:
-        return all(s is None or s[1] < racy for s in sig)
-
-    return {rel for rel, sig in files.items() if kept.get(rel) == sig and settled(sig)}
+    mtimes = now.stats[:, [1, 3]]
+    settled = ((mtimes < racy) | (mtimes == NO_STAT)).all(axis=1)
+    return same & settled
 
 
 def fingerprint_paths(
     items: Sequence[tuple[str, str, str]], fp_root: str | None, runs: dict[str, Any]
-) -> dict[str, str]:
-    """Per item whose run is known (``runs``: item -> (commit, env_name)), where the suite writes
-    that run's fingerprint (the layout of :meth:`harness.bench.store.RunKey.folder`)."""
-    if fp_root is None:
-        return {}
-    out = {}
+) -> list[str | None]:
+    """Per item, where the suite writes its run's fingerprint (the layout of
+    :meth:`harness.bench.store.RunKey.folder`); None where the run is not known (``runs``: item ->
+    (commit, env_name)) or there are no sidecars."""
+    out: list[str | None] = []
     for _, machine_dir, rel in items:
-        run = runs.get(rel)
-        if run is not None:
-            folder = os.path.join(fp_root, machine_dir, HARNESS_DIR, run_folder_name(*run))
-            out[rel] = os.path.join(folder, "fingerprint.jsonl")
-    return out
-
-
-def signatures(
-    items: Sequence[tuple[str, str, str]], fingerprints: dict[str, str]
-) -> dict[str, list[Any]]:
-    """Per item: its file's [size, mtime], and its run's fingerprint file's where
-    ``fingerprints`` (:func:`fingerprint_paths`) knows it (an unknown run is parsed anyway)."""
-    out: dict[str, list[Any]] = {}
-    for path, _, rel in items:
-        fp = fingerprints.get(rel)
-        out[rel] = [stat_of(path)] if fp is None else [stat_of(path), stat_of(fp)]
+        run = runs.get(rel) if fp_root is not None else None
+        if run is None:
+            out.append(None)
+            continue
+        folder = os.path.join(fp_root, machine_dir, HARNESS_DIR, run_folder_name(*run))
+        out.append(os.path.join(folder, "fingerprint.jsonl"))
     return out
 
 
@@ -531,8 +581,11 @@ def record_files(root: Path) -> list[list[Any]]:
     base = str(root)
     for machine in _folders(base, missing_ok=False):
         for run in _folders(os.path.join(machine.path, HARNESS_DIR)):
-            records = os.path.join(run.path, "records")
-            if not os.path.isdir(records):  # (a stat: cheaper than listing what is not there)
+            records = run.path + os.sep + "records"
+            try:  # (a stat: cheaper than listing what is not there; one per run folder)
+                if not stat.S_ISDIR(os.stat(records).st_mode):
+                    continue
+            except OSError:
                 continue
             for bench in _folders(records):
                 try:

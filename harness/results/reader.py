@@ -37,10 +37,15 @@ validated), :mod:`.sidecars` (the harness's files), :mod:`.frame` (the DataFrame
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from harness.errors import HarnessError
 from harness.results import environments, index
@@ -87,6 +92,24 @@ class Loaded:
         return list(cached)
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a folder is read.
+
+    A read allocates hundreds of thousands of lists and dicts that form no cycle (the index's
+    JSON, parsed files); the collections they trigger walk every one of them again, which cost a
+    warm read of 5,000 files 5 to 50 ms of its 90 (issue #14; measured with
+    ``tests/perf/bench_reading.py``). Nothing read here is a cycle, so pausing loses nothing.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def scan(
     path: str | os.PathLike[str],
     *,
@@ -97,6 +120,11 @@ def scan(
 
     HarnessError when ``path`` is neither a folder nor a file (absent, a FIFO, a device).
     """
+    with _collector_paused():
+        return _scan(path, warn, records)
+
+
+def _scan(path: str | os.PathLike[str], warn: Warn | None, records: bool) -> Loaded:
     problems: list[str] = []
     seen: set[str] = set()
     sink = warn or default_warn
@@ -158,15 +186,16 @@ def _parsed(
     where = index.entry_dir(root)
     index.wait(where)  # a read of this folder still writing its index
     entry = index.read(where, context) if use else None
-    sigs, keep = {}, set()
+    sigs, keep = None, set()
     if entry is not None:
-        sigs = index.signatures(items, entry.meta["fingerprints"])
-        keep = index.unchanged(entry, sigs)
-        if len(keep) == len(sigs) == len(entry.files):
+        sigs = index.Signatures.of(items, entry.fingerprint_paths([rel for _, _, rel in items]))
+        same = index.unchanged(entry, sigs)
+        if same.all() and len(same) == len(entry.items):
             fps = Fingerprints(entry.fingerprints(), sidecars)
             for line in [*entry.meta["problems"], *entry.meta["reported"]]:
                 report(line)
             return entry.frame(), fps, entry.meta["n_files"]
+        keep = {rel for rel, ok in zip(sigs.items, same.tolist(), strict=True) if ok}
     kept = entry.parts(entry.frame(), where) if entry is not None and keep else None
     keep = keep if kept is not None else set()
     part = parse_files([it for it in items if it[2] not in keep], benches, fp_root=fp_root)
@@ -194,9 +223,12 @@ def _parsed(
     if use and not missing:  # (fingerprints found elsewhere have no signature to check)
         runs = {f["file"]: (f["commit"], f["env_name"]) for f in part.files}
         fps_at = index.fingerprint_paths(items, fp_root, runs)
-        fresh = [it for it in items if it[2] not in keep]
-        sigs = {**{k: v for k, v in sigs.items() if k in keep}, **index.signatures(fresh, fps_at)}
-        index.keep(where, sigs, fps_at, context, part, frame, built, root)
+        # The kept files' signatures are those checked before their parts were reused; the
+        # parsed ones are taken now (a change since is caught as racy next time).
+        rows = np.asarray([i for i, it in enumerate(items) if it[2] not in keep], dtype=np.int64)
+        fresh = index.Signatures.of([items[i] for i in rows], [fps_at[i] for i in rows])
+        sigs = fresh if sigs is None or len(rows) == len(items) else sigs.replace(rows, fresh)
+        index.keep(where, sigs, context, part, frame, built, root)
     return frame, fps, len(part.files)
 
 
