@@ -8,8 +8,8 @@ Each entry holds, for one folder:
 
 - ``index.json``: what it was built from: the results files in the order read, each with the
   path of its run's fingerprint (their sizes and mtimes are an array of the arrays file, compared
-  at once: a warm read of 5,000 files is mostly its 10,000 ``stat`` calls), ``benchmarks.json``'s, the machines that hold sidecars, a hash of the
-  reader's own source (another reader version never reuses an entry); the lines reported while
+  at once: a warm read of 5,000 files is mostly its 10,000 ``stat`` calls), ``benchmarks.json``'s,
+  the machines that hold sidecars, a hash of the reader's own source (another reader version never reuses an entry); the lines reported while
   parsing; the fingerprints; and where each column lies in the arrays file;
 - ``arrays-<token>.bin``: the frame, column by column, memory-mapped copy-on-write when read;
   and the per-block tables that, with the frame, give back the parsed files
@@ -509,15 +509,9 @@ class Signatures:
 
 
 def _pair(path: str | None) -> tuple[int, int]:
-    """(size, mtime in ns) of a file, (NO_STAT, NO_STAT) without a path or a stat."""
-    if path is not None:
-        try:
-            st = os.stat(path)
-        except OSError:
-            pass
-        else:
-            return st.st_size, st.st_mtime_ns
-    return NO_STAT, NO_STAT
+    """:func:`stat_of` as a pair, (NO_STAT, NO_STAT) without a path or a stat."""
+    st = stat_of(path) if path is not None else None
+    return (st[0], st[1]) if st is not None else (NO_STAT, NO_STAT)
 
 
 def unchanged(entry: Entry, now: Signatures) -> Any:
