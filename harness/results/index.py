@@ -384,8 +384,9 @@ class Entry:
                     self.array(col["codes"]), cats, validate=False
                 )
             elif kind == "dt":
-                naive = pd.DatetimeIndex(self.array(col["ns"]).view("datetime64[ns]"))
-                out[name] = naive.tz_localize("UTC")  # (half the time of tz= on millions)
+                # int64 nanoseconds with tz= are taken as UTC as they are, mapped, not copied
+                # (tz_localize of the naive view copied 32 MB a column: 4 ms of a warm read)
+                out[name] = pd.DatetimeIndex(self.array(col["ns"]), tz="UTC")
             elif kind == "Int":
                 out[name] = pd.arrays.IntegerArray(self.array(col["data"]), self.array(col["mask"]))
             elif kind == "np":
