@@ -4,12 +4,15 @@ Issue #14 asks the cold load (empty index) for <= 0.5x asv's ``iter_results`` +
 ``get_result_value``. This measures, in one process over the same files (``bench_load_results``'s
 generator), best of ``--repeat`` rounds alternating, CPU time of the process:
 
-- asv, and the harness's cold load (``reader.scan`` with an empty index), the latter split into
-  user and system time, with its minor page faults;
+- asv, and the harness's cold load (``reader.scan`` with an empty index; the index is written in
+  a thread meanwhile) and its load without the index; each split into user and system time, with
+  its minor page faults;
 - the floors under any reader of these files that builds nothing: reading the bytes; reading and
   parsing them with orjson (asv's bare ``NaN`` overwritten first, as the reader does; the cyclic
   collector paused, as the reader does); the numbers of every result and stats list of those
   parsed files turned into float arrays;
+- with msgspec installed (not a dependency: ``.venv/bin/pip install msgspec``), the same with
+  msgspec's parser;
 - with pysimdjson installed (not a dependency: ``.venv/bin/pip install pysimdjson``), the floor
   of parsing each file with simdjson and copying its lists of numbers into buffers of doubles,
   no Python object per number (``NaN`` and ``null`` overwritten by number tokens first, since
@@ -68,10 +71,17 @@ def orjson_parse(files: list[Path]) -> list[Any]:
     return [orjson.loads(raw.replace(b"NaN", b"-91")) for raw in read_bytes(files)]
 
 
-def orjson_arrays(files: list[Path]) -> int:
-    """orjson_parse, then every result and stats list as one float array per column."""
+def msgspec_parse(files: list[Path]) -> list[Any]:
+    import msgspec  # (optional: see the module docstring)
+
+    decode = msgspec.json.Decoder().decode
+    return [decode(raw.replace(b"NaN", b"-91")) for raw in read_bytes(files)]
+
+
+def as_arrays(parsed: list[Any]) -> int:
+    """Every result and stats list of parsed files as one float array per column."""
     columns: list[list[Any]] = [[] for _ in NUMERIC]
-    for data in orjson_parse(files):
+    for data in parsed:
         for row in data["results"].values():
             for store, i in zip(columns, NUMERIC, strict=True):
                 if i < len(row) and isinstance(row[i], list):
@@ -99,10 +109,17 @@ def simdjson_buffers(files: list[Path]) -> int:
     return len(np.frombuffer(b"".join(buffers), dtype=float))
 
 
-def harness_cold(root: Path, cache: Path) -> int:
-    os.environ["HARNESS_CACHE"] = str(cache)
-    loaded = reader.scan(root, warn=lambda line: None)
-    return len(loaded.frame)
+def harness_cold(root: Path, cache: Path | None) -> int:
+    """A read with an empty index at ``cache`` (None: without the index)."""
+    if cache is None:
+        os.environ[index.ENV] = "off"
+    else:
+        os.environ.pop(index.ENV, None)
+        os.environ["HARNESS_CACHE"] = str(cache)
+    try:
+        return len(reader.scan(root, warn=lambda line: None).frame)
+    finally:
+        os.environ.pop(index.ENV, None)
 
 
 def timed(fn: Callable[[], Any], paused: bool) -> tuple[float, float, float, int]:
@@ -127,12 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     gen = _generator()
     import asv.results  # (imported before any timing)
 
-    try:
-        import simdjson  # noqa: F401
-    except ImportError:
-        simdjson_ok = False
-    else:
-        simdjson_ok = True
+    optional = {
+        name: importlib.util.find_spec(name) is not None for name in ("msgspec", "simdjson")
+    }
     with tempfile.TemporaryDirectory(prefix="cold-floor-") as tmp:
         root = gen.generate(Path(tmp) / "results", args.files)
         old = time.time() - 3600  # no file "racy" for the index
@@ -144,11 +158,20 @@ def main(argv: list[str] | None = None) -> int:
         sides: dict[str, tuple[Callable[[], Any], bool]] = {
             "asv iter_results + get_result_value": (lambda: gen.time_asv(root), False),
             "harness cold load (empty index)": (None, False),  # type: ignore[dict-item]
+            "harness load without the index": (lambda: harness_cold(root, None), False),
             "read the bytes": (lambda: read_bytes(files), True),
             "read + orjson parse": (lambda: orjson_parse(files), True),
-            "read + orjson parse + numbers to float arrays": (lambda: orjson_arrays(files), True),
+            "read + orjson parse + numbers to float arrays": (
+                lambda: as_arrays(orjson_parse(files)),
+                True,
+            ),
         }
-        if simdjson_ok:
+        if optional["msgspec"]:
+            sides["read + msgspec parse + numbers to float arrays"] = (
+                lambda: as_arrays(msgspec_parse(files)),
+                True,
+            )
+        if optional["simdjson"]:
             sides["read + simdjson parse + numbers as doubles"] = (
                 lambda: simdjson_buffers(files),
                 True,
@@ -166,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(files)} result files; CPU seconds, best of {args.repeat} (user + system, faults)")
     for name, (cpu, user, system, faults) in best.items():
         print(f"{name}: {cpu:.3f} s = {cpu / asv:.2f}x asv ({user:.3f} + {system:.3f}; {faults:,})")
-    if not simdjson_ok:
-        print("simdjson: not installed (.venv/bin/pip install pysimdjson to measure it)")
+    for name, package in (("msgspec", "msgspec"), ("simdjson", "pysimdjson")):
+        if not optional[name]:
+            print(f"{name}: not installed (.venv/bin/pip install {package} to measure it)")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average {load:.1f} on {os.cpu_count()} cores")
     return 0
