@@ -6,7 +6,8 @@ generator), best of ``--repeat`` rounds alternating, CPU time of the process:
 
 - asv, and the harness's cold load (``reader.scan`` with an empty index; the index is written in
   a thread meanwhile) and its load without the index; each split into user and system time, with
-  its minor page faults;
+  its minor page faults; and the reader's parse alone (the files into arrays, their fingerprints
+  read), so that the rest (the frame, the records, the index) is the difference;
 - the floors under any reader of these files that builds nothing: reading the bytes; reading and
   parsing them with orjson (asv's bare ``NaN`` overwritten first, as the reader does; the cyclic
   collector paused, as the reader does); the numbers of every result and stats list of those
@@ -43,7 +44,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from harness.results import index, reader  # noqa: E402
+from harness.results import asvfiles, index, reader  # noqa: E402
 
 #: The numeric columns of an asv results row (asv's result_columns order).
 NUMERIC = (0, 5, 6, 7, 8, 9, 10)
@@ -122,6 +123,17 @@ def harness_cold(root: Path, cache: Path | None) -> int:
         os.environ.pop(index.ENV, None)
 
 
+def harness_parse(root: Path) -> int:
+    """The reader's parse alone (:func:`harness.results.asvfiles.parse_files`: the files into
+    compact arrays, each run's fingerprint read), no frame, no index, no records."""
+    items = [
+        (path, machine, os.path.relpath(path, root))
+        for path, machine in asvfiles.iter_result_files(root, lambda line: None)
+    ]
+    benches = asvfiles.read_benchmarks(root, lambda line: None)
+    return asvfiles.parse_files(items, benches, fp_root=str(root)).n_rows
+
+
 def timed(fn: Callable[[], Any], paused: bool) -> tuple[float, float, float, int]:
     """(CPU, user, system seconds, minor faults) of ``fn()``, the collector paused if asked."""
     if paused:
@@ -159,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
             "asv iter_results + get_result_value": (lambda: gen.time_asv(root), False),
             "harness cold load (empty index)": (None, False),  # type: ignore[dict-item]
             "harness load without the index": (lambda: harness_cold(root, None), False),
+            "harness parse alone (no frame, index or records)": (
+                lambda: harness_parse(root),
+                True,
+            ),
             "read the bytes": (lambda: read_bytes(files), True),
             "read + orjson parse": (lambda: orjson_parse(files), True),
             "read + orjson parse + numbers to float arrays": (
