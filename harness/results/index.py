@@ -9,8 +9,9 @@ Each entry holds, for one folder:
 - ``index.json``: what it was built from: the results files in the order read, each with the
   path of its run's fingerprint (their sizes and mtimes are an array of the arrays file, compared
   at once: a warm read of 5,000 files is mostly its 10,000 ``stat`` calls), ``benchmarks.json``'s,
-  the machines that hold sidecars, a hash of the reader's own source (another reader version never reuses an entry); the lines reported while
-  parsing; the fingerprints; and where each column lies in the arrays file;
+  the machines that hold sidecars, a hash of the reader's own source (another reader version
+  never reuses an entry); the lines reported while parsing; the fingerprints; and where each
+  column lies in the arrays file;
 - ``arrays-<token>.bin``: the frame, column by column, memory-mapped copy-on-write when read;
   and the per-block tables that, with the frame, give back the parsed files
   (:class:`harness.results.asvfiles.Part`);
